@@ -1,0 +1,40 @@
+"""``robot-ac`` command line: one sub-command per module, each exposing ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Each entry is a module under robot_ac.cli with ``register(subparsers)``; the sub-command sets ``func``.
+COMMAND_MODULES = ("train", "eval", "export", "bench_sim")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robot-ac",
+        description="Train, evaluate, export and deploy asymmetric actor-critic robot policies.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"robot_ac.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"robot_ac.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
