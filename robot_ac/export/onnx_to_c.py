@@ -1,0 +1,91 @@
+"""ONNX MLP -> dependency-free C99 (``policy.h`` + ``policy.c``) for microcontrollers.
+
+Works from the ONNX graph, not from torch, so foreign policies (rsl_rl / Isaac Lab ``policy.onnx``) export
+the same way as robot_ac's own. See ``onnx_graph`` for what is supported and ``c_codegen`` for the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from robot_ac.export.c_codegen import c_source, header_source
+from robot_ac.export.contract import contract_from_model, contract_macros, load_contract_file
+from robot_ac.export.onnx_graph import (
+    ExportError,
+    PolicyPlan,
+    UnsupportedOnnxError,
+    build_plan,
+    load_model,
+)
+
+__all__ = ["CExport", "ExportError", "UnsupportedOnnxError", "export_onnx_to_c", "generate_c"]
+
+
+@dataclass
+class CExport:
+    """What an export produced; ``files`` maps file name to path written (empty for dry runs)."""
+
+    plan: PolicyPlan
+    contract: dict | None
+    header: str
+    source: str
+    files: dict[str, Path]
+
+
+def _model_bytes_sha256(model: onnx.ModelProto) -> str:
+    return hashlib.sha256(model.SerializeToString()).hexdigest()
+
+
+def generate_c(
+    model: onnx.ModelProto | str | Path, contract: dict | str | Path | None = None
+) -> CExport:
+    """Build the C sources in memory; raises UnsupportedOnnxError / ExportError before anything is written."""
+    model = load_model(model)
+    if contract is None:
+        contract_dict = contract_from_model(model)
+    elif isinstance(contract, dict):
+        contract_dict = contract
+    else:
+        contract_dict = load_contract_file(contract)
+    plan = build_plan(model)
+    sha = _model_bytes_sha256(model)
+    header = header_source(plan, contract_macros(contract_dict, plan.n_obs, plan.n_act), sha)
+    source = c_source(plan, sha)
+    return CExport(plan, contract_dict, header, source, {})
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_onnx_to_c(
+    model: onnx.ModelProto | str | Path,
+    out_dir: str | Path,
+    contract: dict | str | Path | None = None,
+) -> CExport:
+    """Generate ``policy.h``/``policy.c`` into ``out_dir``; ``contract`` overrides the ONNX metadata one."""
+    result = generate_c(model, contract)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot create output folder {out}: {err.strerror or err}") from err
+    for name, text in (("policy.h", result.header), ("policy.c", result.source)):
+        path = out / name
+        _write_atomic(path, text)
+        result.files[name] = path
+    return result
