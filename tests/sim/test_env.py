@@ -1,0 +1,199 @@
+"""Batched environment behaviour: batching, resets, determinism, fault isolation, the contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robot_ac.sim import make_env
+from robot_ac.sim.quadrotor import dynamics
+from robot_ac.sim.quadrotor.env import QuadrotorEnv
+
+
+def _random_actions(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((n, 4), generator=g) * 2 - 1
+
+
+def test_observation_groups_follow_the_declared_contract():
+    env = QuadrotorEnv(num_envs=8)
+    obs = env.reset(seed=1)
+    assert obs["policy"].shape == (8, 146)  # 3 + 9 + 3 + 3 + 32 x 4, as in Learning to Fly
+    assert obs["critic"].shape == (8, env.observation_size("critic"))
+    names = [f.name for f in env.contract.groups["policy"].fields]
+    assert names == ["position_error", "rotation_matrix", "linear_velocity", "angular_velocity", "action_history"]
+    offsets = env.contract.groups["policy"].offsets()
+    assert offsets["action_history"] == (18, 146)
+    clean = env.contract.groups["critic"].offsets()
+    # the critic sees the true position; the policy sees it with 1 mm noise
+    torch.testing.assert_close(obs["critic"][:, :3], env.position)
+    diff = (obs["policy"][:, :3] - env.position).abs()
+    assert 0 < diff.max() < 0.01
+    assert "disturbance_force" in clean and "parameter_ratios" in clean
+    contract = env.contract.to_dict()
+    assert contract["observation"]["size"] == 146 and contract["action"]["size"] == 4
+
+
+def test_batched_step_equals_a_per_environment_reference_step():
+    n = 16
+    env = QuadrotorEnv(num_envs=n, seed=3)
+    env.reset()
+    for _ in range(3):
+        env.step(_random_actions(n, 0))
+    state_before = env.state.clone()
+    history_before = env.history.clone()
+    actions = _random_actions(n, 1)
+    env.step(actions)
+    for i in range(n):
+        history = torch.cat([actions[i:i + 1, None], history_before[i:i + 1, :-1]], dim=1)
+        applied = history[0, env.params.delay_steps[i]][None]
+        rpm_cmd = env.robot.rpm_min + (applied + 1) * 0.5 * (env.robot.rpm_max - env.robot.rpm_min)
+        p = env.params
+        ref = dynamics.rk4_step(
+            state_before[i:i + 1], rpm_cmd, env.dt, 1, p.mass[i:i + 1], p.inertia[i:i + 1],
+            p.thrust_coefficient[i:i + 1], p.yaw_torque_coefficient[i:i + 1], p.motor_time_constant[i:i + 1],
+            p.linear_drag[i:i + 1], p.disturbance_force[i:i + 1], p.disturbance_torque[i:i + 1], env.rotors,
+            env.robot.gravity)
+        if env.episode_step[i] == 0:
+            continue  # that environment ended and was reset
+        torch.testing.assert_close(env.state[i:i + 1], ref, rtol=1e-6, atol=1e-6)
+
+
+def test_resets_only_touch_the_environments_that_ended():
+    env = QuadrotorEnv(num_envs=6, seed=4)
+    env.reset()
+    env.state[2, 0] = 0.59
+    env.state[2, dynamics.VEL] = torch.tensor([5.0, 0.0, 0.0])
+    params_before = env.params.mass.clone()
+    steps_before = env.episode_step.clone()
+    result = env.step(torch.full((6, 4), env.hover_action))
+    assert result.terminated.tolist() == [False, False, True, False, False, False]
+    assert result.info["out_of_bounds"][2]
+    assert env.episode_step[2] == 0 and (env.episode_step[[0, 1, 3, 4, 5]] == steps_before[[0, 1, 3, 4, 5]] + 1).all()
+    assert env.params.mass[2] != params_before[2]
+    assert torch.equal(env.params.mass[[0, 1, 3, 4, 5]], params_before[[0, 1, 3, 4, 5]])
+    final = result.info["final_observations"]["critic"]
+    assert final[2, 0] > 0.6  # the terminal observation, before the reset
+    assert result.observations["critic"][2, 0].abs() <= 0.2  # the new episode's start
+    torch.testing.assert_close(final[[0, 1, 3, 4, 5]], result.observations["critic"][[0, 1, 3, 4, 5]])
+
+
+def test_episodes_truncate_at_the_time_limit():
+    env = QuadrotorEnv(num_envs=4, seed=5, domain_randomization=False)
+    env.reset()
+    env.state[:, :3] = 0.0
+    env.state[:, 3:7] = torch.tensor([1.0, 0, 0, 0])
+    env.state[:, 7:13] = 0.0
+    for step in range(env.episode_steps):
+        result = env.step(torch.full((4, 4), env.hover_action))
+        if step < env.episode_steps - 1:
+            assert not result.truncated.any()
+    assert result.truncated.all() and not result.terminated.any()
+
+
+def test_same_seed_same_trajectory_and_different_seed_differs():
+    def rollout(seed: int) -> torch.Tensor:
+        env = QuadrotorEnv(num_envs=32, seed=seed)
+        obs = [env.reset()["policy"]]
+        for t in range(60):
+            obs.append(env.step(_random_actions(32, t)).observations["policy"])
+        return torch.stack(obs)
+
+    assert torch.equal(rollout(7), rollout(7))
+    assert not torch.equal(rollout(7), rollout(8))
+
+
+def test_nan_actions_terminate_only_that_environment():
+    env = QuadrotorEnv(num_envs=5, seed=6)
+    env.reset()
+    actions = _random_actions(5, 2)
+    twin = QuadrotorEnv(num_envs=5, seed=6)
+    twin.reset()
+    bad = actions.clone()
+    bad[3, 1] = float("nan")
+    bad[1, 0] = float("inf")
+    result = env.step(bad)
+    reference = twin.step(torch.where(torch.isfinite(bad), bad, env.hover_action))
+    assert result.info["nonfinite_action"].tolist() == [False, True, False, True, False]
+    assert result.terminated[1] and result.terminated[3]
+    for key, value in result.observations.items():
+        assert torch.isfinite(value).all(), key
+    assert torch.isfinite(result.reward).all()
+    torch.testing.assert_close(env.state[[0, 2, 4]], twin.state[[0, 2, 4]])
+    assert not reference.terminated[[0, 2, 4]].any()
+
+
+def test_diverged_state_is_flagged_and_contained():
+    env = QuadrotorEnv(num_envs=3, seed=9)
+    env.reset()
+    env.state[1, dynamics.ANGVEL] = float("inf")
+    result = env.step(torch.full((3, 4), env.hover_action))
+    assert result.info["nonfinite_state"].tolist() == [False, True, False]
+    assert result.terminated[1]
+    assert all(torch.isfinite(v).all() for v in result.info["final_observations"].values())
+    assert torch.isfinite(env.state).all()
+
+
+def test_domain_randomization_spans_both_published_parameter_sets():
+    env = QuadrotorEnv(num_envs=4096, seed=0)
+    env.reset()
+    ixx = env.params.inertia[:, 0]
+    assert ixx.min() < 5e-6 and ixx.max() > 1.3e-5  # L2F 3.85e-6 .. system identification 1.4e-5
+    km = env.params.yaw_torque_coefficient
+    assert km.min() < 0.007 and km.max() > 0.024  # L2F 0.00596 .. cf2x.urdf 0.0251
+    assert set(env.params.delay_steps.unique().tolist()) == {0, 1}
+    assert env.params.disturbance_force.std() == pytest.approx(0.0132, rel=0.1)
+
+
+def test_start_states_within_declared_ranges():
+    env = QuadrotorEnv(num_envs=2048, seed=1)
+    env.reset()
+    s = env.state
+    assert s[:, dynamics.POS].abs().max() <= 0.2 and s[:, dynamics.VEL].abs().max() <= 1.0
+    tilt = 2 * torch.acos(s[:, 3].clamp(-1, 1))
+    assert tilt.max() <= torch.pi / 2 + 1e-4 and tilt.max() > 1.4
+    at_rest = (s[:, dynamics.POS].abs().sum(-1) == 0).float().mean()
+    assert 0.05 < at_rest < 0.15
+
+
+def test_reward_curriculum_grows_weights_to_their_caps():
+    env = QuadrotorEnv(num_envs=1000, seed=0)
+    env.reset()
+    start = env.reward_weights.clone()
+    env.set_total_env_steps(10_000_000)
+    assert torch.allclose(env.reward_weights, torch.tensor([40.0, 5.0, 1.0, 1.0]))
+    assert (env.reward_weights >= start).all()
+
+
+def test_make_env_builds_resets_and_steps_every_task():
+    env = make_env("quadrotor-hover", num_envs=4)
+    obs = env.reset(seed=0)
+    result = env.step(torch.zeros(4, env.action_size))
+    for group in ("policy", "critic"):
+        assert obs[group].shape == result.observations[group].shape
+        assert torch.isfinite(result.observations[group]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine: GPU path not run")
+def test_cuda_matches_cpu():
+    cpu = QuadrotorEnv(num_envs=64, seed=2, observation_noise=False, domain_randomization=False)
+    gpu = QuadrotorEnv(num_envs=64, seed=2, observation_noise=False, domain_randomization=False, device="cuda")
+    cpu.reset()
+    gpu.reset()
+    gpu.state.copy_(cpu.state)
+    a = _random_actions(64, 0)
+    cpu.step(a)
+    gpu.step(a.cuda())
+    torch.testing.assert_close(gpu.state.cpu(), cpu.state, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_step_matches_eager():
+    eager = QuadrotorEnv(num_envs=64, seed=2)
+    compiled = QuadrotorEnv(num_envs=64, seed=2, compile=True)
+    eager.reset()
+    compiled.reset()
+    for t in range(5):
+        a = _random_actions(64, t)
+        r1, r2 = eager.step(a), compiled.step(a)
+        torch.testing.assert_close(r2.observations["policy"], r1.observations["policy"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(r2.reward, r1.reward, rtol=1e-5, atol=1e-5)
