@@ -80,7 +80,9 @@ def fields(contract: dict, section: str) -> list[Field]:
             raise ContractError(f"contract {section}.fields[{i}] needs a 'name'")
         size = f.get("size", 1)
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise ContractError(f"contract {section}.fields[{i}] ('{f['name']}'): size must be a positive int")
+            raise ContractError(
+                f"contract {section}.fields[{i}] ('{f['name']}'): size must be a positive int"
+            )
         out.append(Field(str(f["name"]), size, offset))
         offset += size
     return out

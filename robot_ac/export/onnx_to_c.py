@@ -42,9 +42,7 @@ def _model_bytes_sha256(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString()).hexdigest()
 
 
-def generate_c(
-    model: onnx.ModelProto | str | Path, contract: dict | str | Path | None = None
-) -> CExport:
+def generate_c(model: onnx.ModelProto | str | Path, contract: dict | str | Path | None = None) -> CExport:
     """Build the C sources in memory; raises UnsupportedOnnxError / ExportError before anything is written."""
     model = load_model(model)
     if contract is None:
