@@ -70,7 +70,7 @@ size_t rac_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, uint
 {
     uint8_t raw[RAC_MAX_RAW];
     size_t raw_len = RAC_HEADER_SIZE + (size_t)len + RAC_CRC_SIZE, n;
-    if (len > RAC_MAX_PAYLOAD || cap < raw_len + raw_len / 254u + 2u)
+    if (len > RAC_MAX_PAYLOAD || cap < raw_len + raw_len / 254u + 3u)
         return 0;
     raw[0] = (uint8_t)RAC_PROTOCOL_VERSION;
     raw[1] = type;
@@ -79,7 +79,8 @@ size_t rac_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, uint
     if (len)
         memcpy(raw + RAC_HEADER_SIZE, payload, len);
     rac_put_u16(raw + RAC_HEADER_SIZE + len, rac_crc16(raw, RAC_HEADER_SIZE + (size_t)len));
-    n = rac_cobs_encode(raw, raw_len, out);
+    out[0] = 0; /* leading delimiter: line noise before the frame cannot merge into it */
+    n = 1 + rac_cobs_encode(raw, raw_len, out + 1);
     out[n++] = 0;
     return n;
 }

@@ -12,9 +12,9 @@
 #define RAC_CRC_SIZE 2u
 #define RAC_MAX_PAYLOAD 1024u
 #define RAC_MAX_RAW (RAC_HEADER_SIZE + RAC_MAX_PAYLOAD + RAC_CRC_SIZE)
-/* COBS adds one code byte per started 254-byte block; +1 for the 0x00 delimiter on the wire. */
+/* COBS adds one code byte per started 254-byte block; +2 for the 0x00 delimiters on the wire. */
 #define RAC_MAX_ENCODED (RAC_MAX_RAW + (RAC_MAX_RAW + 253u) / 254u)
-#define RAC_MAX_WIRE (RAC_MAX_ENCODED + 1u)
+#define RAC_MAX_WIRE (RAC_MAX_ENCODED + 2u)
 
 enum rac_msg_type {
     RAC_MSG_STATE = 0x01,
@@ -68,7 +68,7 @@ uint16_t rac_crc16(const uint8_t *data, size_t len);
 size_t rac_cobs_encode(const uint8_t *in, size_t len, uint8_t *out);
 /* Returns 0 and sets *out_len, or -1 on a zero byte, a truncated block or too little room. */
 int rac_cobs_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *out_len);
-/* Builds the wire bytes (COBS frame + 0x00) into out; returns their count, 0 if it does not fit. */
+/* Builds the wire bytes (0x00, COBS frame, 0x00) into out; returns their count, 0 if it does not fit. */
 size_t rac_frame_encode(uint8_t type, uint16_t seq, const uint8_t *payload, uint16_t len, uint8_t *out,
                         size_t cap);
 

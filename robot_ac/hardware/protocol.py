@@ -239,13 +239,17 @@ _PARSERS = {cls.TYPE: cls.parse for cls in (State, Action, Heartbeat, Config, Fa
 
 
 def encode_frame(msg: Message) -> bytes:
-    """Wire bytes for ``msg``: COBS(header | payload | CRC little-endian) followed by 0x00."""
+    """Wire bytes for ``msg``: 0x00, COBS(header | payload | CRC little-endian), 0x00.
+
+    The leading delimiter costs one byte and means line noise before a frame ends up in its own
+    (rejected) chunk instead of merging into, and destroying, the frame that follows it.
+    """
     payload = msg.payload()
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
     raw = HEADER.pack(VERSION, msg.TYPE, msg.seq & 0xFFFF, len(payload)) + payload
     raw += crc16(raw).to_bytes(2, "little")
-    return cobs_encode(raw) + DELIMITER
+    return DELIMITER + cobs_encode(raw) + DELIMITER
 
 
 def decode_frame(encoded: bytes) -> Message:
