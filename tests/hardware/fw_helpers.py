@@ -85,7 +85,8 @@ def handshake(link: SerialLink, timeout: float = 5.0) -> Heartbeat:
         link.send(Heartbeat())
         msg = link.receive(0.5)
         if isinstance(msg, Heartbeat):
-            link.drain()  # answers to earlier pings
+            while link.receive(0.2) is not None:
+                pass  # answers to earlier pings that were queued before the device listened
             return msg
     raise AssertionError("device did not answer HEARTBEAT")
 
