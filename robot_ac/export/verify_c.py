@@ -145,7 +145,7 @@ def random_observations(plan: PolicyPlan, n: int, seed: int) -> np.ndarray:
 def load_recorded(path: str | Path, n_obs: int) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise VerifyError(f"cannot read recorded observations {path}: {err}") from err
     if arr.ndim != 2 or arr.shape[1] != n_obs:
         raise VerifyError(f"recorded observations {path} have shape {arr.shape}; expected [n, {n_obs}]")

@@ -1,0 +1,110 @@
+"""``robot-ac export SOURCE``: ONNX policy -> C99 for microcontrollers (and, later, checkpoint -> ONNX bundle).
+
+User errors (unsupported operator, bad contract, missing file, mismatch) end with one clear line on stderr
+and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_MISMATCH = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a policy: ONNX -> dependency-free C99 (optionally verified on host and Cortex-M4)",
+        description=(
+            "Export a policy. SOURCE is an ONNX file (robot_ac's own or a foreign one such as an rsl_rl / "
+            "Isaac Lab policy.onnx) or, in the future, a training checkpoint."
+        ),
+    )
+    p.add_argument("source", metavar="SOURCE", help="policy.onnx (or a training checkpoint: not supported yet)")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="write the ONNX policy bundle (checkpoint sources only)")
+    p.add_argument("--c", dest="c_dir", metavar="OUT_DIR", help="write policy.h / policy.c into OUT_DIR")
+    p.add_argument(
+        "--contract",
+        metavar="FILE",
+        help="observation/action contract (JSON or YAML); overrides the ONNX 'robot_ac_contract' metadata",
+    )
+    p.add_argument("--verify", action="store_true", help="compare the C code with onnxruntime (host + QEMU M4)")
+    p.add_argument("--recorded", metavar="OBS.npy", help="extra observations [n, n_obs] to verify on")
+    p.add_argument("--json", metavar="REPORT.json", help="write the verification report as JSON")
+    p.add_argument("--n-random", type=int, default=10_000, help="random observations to verify (default 10000)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    p.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random observations")
+    p.add_argument("--no-qemu", action="store_true", help="skip the emulated Cortex-M4 check")
+    p.add_argument("--qemu-max", type=int, default=None, metavar="N", help="verify at most N observations in QEMU")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ac.export.onnx_graph import ExportError
+
+    try:
+        source = Path(args.source)
+        if source.suffix.lower() == ".onnx":
+            return export_from_onnx(args, source)
+        return export_from_checkpoint(args, source)
+    except ExportError as err:
+        print(f"robot-ac export: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def export_from_checkpoint(args: argparse.Namespace, source: Path) -> int:
+    """Training checkpoint -> ONNX bundle (``--onnx``), then optionally C. Placeholder for the bundle exporter."""
+    from robot_ac.export.onnx_graph import ExportError
+
+    raise ExportError(f"exporting from a checkpoint ({source}) is not supported yet; pass an .onnx file")
+
+
+def export_from_onnx(args: argparse.Namespace, source: Path) -> int:
+    """ONNX -> C (``--c``) and optional verification."""
+    from robot_ac.export.onnx_graph import ExportError
+    from robot_ac.export.onnx_to_c import export_onnx_to_c
+
+    if args.onnx:
+        raise ExportError("--onnx writes a bundle from a checkpoint; SOURCE is already an ONNX file")
+    if not args.c_dir:
+        raise ExportError("nothing to do: pass --c OUT_DIR to generate C code")
+    if (args.verify is False) and (args.recorded or args.json):
+        raise ExportError("--recorded and --json need --verify")
+    result = export_onnx_to_c(source, args.c_dir, args.contract)
+    plan = result.plan
+    print(
+        f"wrote {result.files['policy.h']} and {result.files['policy.c']}: {plan.n_obs} obs -> {plan.n_act} "
+        f"actions, {sum(c.size for c in plan.consts.values())} weights, ops {', '.join(sorted(set(plan.op_types)))}"
+    )
+    if result.contract is None:
+        print("note: no contract (ONNX metadata 'robot_ac_contract' or --contract): header has sizes only")
+    if not args.verify:
+        return 0
+    from robot_ac.export.verify_c import format_report, verify
+
+    report = verify(
+        source,
+        args.c_dir,
+        n_random=args.n_random,
+        recorded=args.recorded,
+        atol=args.atol,
+        rtol=args.rtol,
+        seed=args.seed,
+        qemu=not args.no_qemu,
+        max_qemu_observations=args.qemu_max,
+    )
+    print(format_report(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.passed:
+        why = "C output does not match onnxruntime" if (report.host or report.qemu) else "nothing could be verified"
+        print(f"robot-ac export: error: verification failed: {why}", file=sys.stderr)
+        return EXIT_MISMATCH
+    return 0
