@@ -80,8 +80,12 @@ def fields(contract: dict, section: str) -> list[Field]:
             raise ContractError(f"contract {section}.fields[{i}] needs a 'name'")
         size = f.get("size", 1)
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ContractError(f"contract {section}.fields[{i}] ('{f['name']}'): size must be a positive int")
+        declared = f.get("offset")
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared != offset:
             raise ContractError(
-                f"contract {section}.fields[{i}] ('{f['name']}'): size must be a positive int"
+                f"contract {section}.fields[{i}] ('{f['name']}'): offset {declared}, "
+                f"but the sizes before it add up to {offset}"
             )
         out.append(Field(str(f["name"]), size, offset))
         offset += size

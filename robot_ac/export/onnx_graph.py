@@ -344,9 +344,7 @@ def _slice_numpy(node: onnx.NodeProto, x: np.ndarray, vals: list[np.ndarray | No
         steps = [1] * len(starts)
     else:
         starts, ends = [int(v) for v in vals[1]], [int(v) for v in vals[2]]
-        axes = (
-            [int(v) for v in vals[3]] if len(vals) > 3 and vals[3] is not None else list(range(len(starts)))
-        )
+        axes = [int(v) for v in vals[3]] if len(vals) > 3 and vals[3] is not None else list(range(len(starts)))
         steps = [int(v) for v in vals[4]] if len(vals) > 4 and vals[4] is not None else [1] * len(starts)
     index = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
@@ -417,9 +415,7 @@ class _Builder:
     def lower_unary(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Runtime:
         x = inputs[0]
         if not isinstance(x, Runtime) or any(isinstance(v, Runtime) for v in inputs[1:]):
-            raise UnsupportedOnnxError(
-                node.name, node.op_type, "only the first input may depend on the observation"
-            )
+            raise UnsupportedOnnxError(node.name, node.op_type, "only the first input may depend on the observation")
         attrs = _attrs(node)
         params: dict[str, float] = {}
         if node.op_type == "LeakyRelu":
@@ -430,9 +426,7 @@ class _Builder:
             params["min"], params["max"] = _clip_bounds(node, inputs)
         out = self.new_storage(x.shape)
         src = Operand(x.storage, False)
-        self.ops.append(
-            ElementwiseOp(node.name, node.op_type, out.storage, node.op_type, x.shape, [src], params)
-        )
+        self.ops.append(ElementwiseOp(node.name, node.op_type, out.storage, node.op_type, x.shape, [src], params))
         return out
 
     def lower_binary(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Runtime:
@@ -454,9 +448,7 @@ class _Builder:
             else:
                 operands.append(Operand(v.storage, False, _broadcast_strides(shape, out_shape)))
         out = self.new_storage(out_shape)
-        self.ops.append(
-            ElementwiseOp(node.name, node.op_type, out.storage, node.op_type, out_shape, operands)
-        )
+        self.ops.append(ElementwiseOp(node.name, node.op_type, out.storage, node.op_type, out_shape, operands))
         return out
 
     def matmul_operand(
@@ -513,9 +505,7 @@ class _Builder:
         x, y = inputs[0], inputs[1]
         rank = [len(v.shape) if isinstance(v, Runtime) else v.array.ndim for v in (x, y)]
         if any(r not in (1, 2) for r in rank):
-            raise UnsupportedOnnxError(
-                node.name, node.op_type, f"only 1-D/2-D operands supported, ranks {rank}"
-            )
+            raise UnsupportedOnnxError(node.name, node.op_type, f"only 1-D/2-D operands supported, ranks {rank}")
         # numpy semantics: a 1-D left operand is a row, a 1-D right operand is a column; that dim is dropped.
         xv = _as_matrix(x, row=True)
         yv = _as_matrix(y, row=False)
@@ -608,9 +598,7 @@ def _input_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
         raise UnsupportedOnnxError(vi.name, "graph input", f"expected shape [batch, n_obs], got {dims}")
     batch, n_obs = dims
     if isinstance(batch, int) and batch != 1:
-        raise UnsupportedOnnxError(
-            vi.name, "graph input", f"static batch size {batch}; expected 1 or dynamic"
-        )
+        raise UnsupportedOnnxError(vi.name, "graph input", f"static batch size {batch}; expected 1 or dynamic")
     if not isinstance(n_obs, int) or n_obs <= 0:
         raise UnsupportedOnnxError(
             vi.name, "graph input", f"dimension 1 is dynamic ({n_obs!r}); only the batch dim may be dynamic"
@@ -638,9 +626,7 @@ def build_plan(model: onnx.ModelProto) -> PolicyPlan:
     graph = model.graph
     for opset in model.opset_import:
         if opset.domain not in ("", "ai.onnx"):
-            raise UnsupportedOnnxError(
-                "<model>", f"domain {opset.domain}", "custom operator domains unsupported"
-            )
+            raise UnsupportedOnnxError("<model>", f"domain {opset.domain}", "custom operator domains unsupported")
     b = _Builder()
     init_names = set()
     for init in graph.initializer:
@@ -648,13 +634,9 @@ def build_plan(model: onnx.ModelProto) -> PolicyPlan:
         init_names.add(init.name)
     inputs = [vi for vi in graph.input if vi.name not in init_names]
     if len(inputs) != 1:
-        raise ExportError(
-            f"expected exactly one graph input (the observation), found {[v.name for v in inputs]}"
-        )
+        raise ExportError(f"expected exactly one graph input (the observation), found {[v.name for v in inputs]}")
     if len(graph.output) != 1:
-        raise ExportError(
-            f"expected exactly one graph output (the action), found {[v.name for v in graph.output]}"
-        )
+        raise ExportError(f"expected exactly one graph output (the action), found {[v.name for v in graph.output]}")
     in_vi = inputs[0]
     in_shape = _input_shape(in_vi)
     input_storage = "obs"
@@ -670,9 +652,7 @@ def build_plan(model: onnx.ModelProto) -> PolicyPlan:
                 ins.append(None)
                 continue
             if name not in b.env:
-                raise UnsupportedOnnxError(
-                    node.name, node.op_type, f"input '{name}' is undefined or not sorted"
-                )
+                raise UnsupportedOnnxError(node.name, node.op_type, f"input '{name}' is undefined or not sorted")
             ins.append(b.env[name])
         if node.op_type == "Constant":
             outs: list[Value] = [Const(_constant_node_value(node))]

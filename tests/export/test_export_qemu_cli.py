@@ -1,0 +1,125 @@
+"""Cortex-M4F check under QEMU mps2-an386, and the ``robot-ac export`` command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_builders import gemm_mlp, make_model
+
+import robot_ac.export.verify_c as verify_c
+from robot_ac.cli import main
+from robot_ac.export.onnx_to_c import export_onnx_to_c
+from robot_ac.export.verify_c import arm_toolchain_missing, verify
+
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler 'cc' on PATH")
+
+
+@pytest.fixture(scope="module")
+def arm_ready() -> None:
+    why = arm_toolchain_missing()
+    if why:
+        pytest.skip(f"Cortex-M4 QEMU check skipped: {why}")
+
+
+def test_qemu_cortex_m4_matches_onnxruntime(arm_ready, tmp_path):
+    model = gemm_mlp(n_obs=12, hidden=(16, 16), n_act=4, act="Tanh", seed=3)
+    out = tmp_path / "c"
+    export_onnx_to_c(model, out)
+    recorded = np.random.default_rng(9).uniform(-5, 5, size=(20, 12)).astype(np.float32)
+    report = verify(model, out, n_random=300, recorded=recorded, host=False, work_dir=tmp_path / "work")
+    assert report.qemu is not None, report.qemu_skipped
+    assert report.qemu.passed, report.qemu
+    assert report.qemu.n_observations == 320
+    fig = report.target
+    assert fig is not None
+    # 12*16 + 16*16 + 16*4 = 512 weights + 36 biases -> at least 2 KiB of flash; scratch >= 2 * 16 floats
+    assert 548 * 4 <= fig.flash_bytes < 64 * 1024
+    assert fig.ram_static_bytes >= 2 * 16 * 4 and 0 < fig.stack_bytes < 4096
+    # ~600 multiply-adds plus 32 tanhf calls: thousands of instructions, not millions
+    assert 1_000 < fig.instructions_per_inference < 200_000
+
+
+def test_qemu_subset_keeps_recorded_rows(arm_ready, tmp_path):
+    nodes = [helper.make_node("Relu", ["obs"], ["act"], name="r")]
+    model = make_model(nodes, {}, 3, 3)
+    export_onnx_to_c(model, tmp_path / "c")
+    recorded = np.full((5, 3), 7.0, np.float32)
+    report = verify(model, tmp_path / "c", n_random=100, recorded=recorded, host=False, max_qemu_observations=10)
+    assert report.qemu is not None and report.qemu.passed and report.qemu.n_observations == 10
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture()
+def small_onnx(tmp_path):
+    path = tmp_path / "policy.onnx"
+    path.write_bytes(gemm_mlp(n_obs=8, hidden=(8,), n_act=2).SerializeToString())
+    return path
+
+
+@needs_cc
+def test_cli_export_verify_writes_json(small_onnx, tmp_path, capsys):
+    report_path = tmp_path / "report.json"
+    rec = tmp_path / "rec.npy"
+    np.save(rec, np.zeros((3, 8), np.float32))
+    argv = ["export", str(small_onnx), "--c", str(tmp_path / "c"), "--verify", "--no-qemu"]
+    rc = main([*argv, "--n-random", "500", "--recorded", str(rec), "--json", str(report_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "host cc" in out and "PASS" in out and "SKIPPED" in out
+    data = json.loads(report_path.read_text())
+    assert data["passed"] and data["host"]["n_observations"] == 503 and data["qemu_skipped"] == "disabled"
+    assert (tmp_path / "c" / "policy.c").is_file()
+
+
+@needs_cc
+def test_cli_mismatch_exits_non_zero(small_onnx, tmp_path, capsys, monkeypatch):
+    real = verify_c.reference_actions
+    monkeypatch.setattr(verify_c, "reference_actions", lambda *a: real(*a) + 1.0)
+    rc = main(["export", str(small_onnx), "--c", str(tmp_path / "c"), "--verify", "--no-qemu", "--n-random", "50"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "FAIL" in captured.out
+    assert captured.err.strip().splitlines() == [
+        "robot-ac export: error: verification failed: C output does not match onnxruntime"
+    ]
+
+
+def test_cli_unsupported_op_is_one_line_error(tmp_path, capsys):
+    nodes = [helper.make_node("Softmax", ["obs"], ["act"], name="policy_head", axis=1)]
+    path = tmp_path / "soft.onnx"
+    path.write_bytes(make_model(nodes, {}, 4, 4).SerializeToString())
+    rc = main(["export", str(path), "--c", str(tmp_path / "c")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and "policy_head" in err[0] and "Softmax" in err[0]
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_checkpoint_source_not_supported_yet(tmp_path, capsys):
+    rc = main(["export", str(tmp_path / "run" / "checkpoint.pt"), "--onnx", str(tmp_path / "p.onnx")])
+    assert rc == 2
+    assert "not supported yet" in capsys.readouterr().err
+
+
+def test_cli_needs_an_output(small_onnx, capsys):
+    assert main(["export", str(small_onnx)]) == 2
+    assert "--c OUT_DIR" in capsys.readouterr().err
+
+
+@needs_cc
+def test_missing_arm_toolchain_is_reported_not_fatal(tmp_path, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(verify_c.shutil, "which", lambda tool: None if "arm" in tool else real_which(tool))
+    model = gemm_mlp(n_obs=5, hidden=(4,), n_act=2)
+    export_onnx_to_c(model, tmp_path / "c")
+    report = verify(model, tmp_path / "c", n_random=50)
+    assert report.passed and report.host is not None and report.qemu is None
+    assert "arm-none-eabi-gcc not found" in report.qemu_skipped
+    assert "SKIPPED: arm-none-eabi-gcc not found" in verify_c.format_report(report)
