@@ -107,7 +107,8 @@ def test_bad_frames_and_wrong_lengths_are_reported(device: SerialLink) -> None:
 
 
 def test_tty_path_argument_and_round_trip_latency(host_firmware: str) -> None:
-    """The firmware opens a tty by path; the test owns the pty master. Prints the round-trip latency."""
+    """The firmware opens a tty by path; the test owns the pty master, checks the C encoder's bytes
+    against the Python encoder and prints the round-trip latency (run pytest with -s to see it)."""
     master, slave = os.openpty()
     tty.setraw(slave)  # bytes written before the firmware configures the tty must not be cooked
     proc = subprocess.Popen([host_firmware, os.ttyname(slave)])
@@ -116,11 +117,14 @@ def test_tty_path_argument_and_round_trip_latency(host_firmware: str) -> None:
 
     def exchange(msg, timeout: float = 2.0):
         os.write(master, encode_frame(msg))
-        deadline = time.monotonic() + timeout
+        deadline, wire = time.monotonic() + timeout, b""
         while time.monotonic() < deadline:
-            out = decoder.feed(os.read(master, 4096))
+            chunk = os.read(master, 4096)
+            wire += chunk
+            out = decoder.feed(chunk)
             if out:
                 assert len(out) == 1, out
+                assert wire == encode_frame(out[0])  # the C encoder produces the Python bytes exactly
                 return out[0]
         raise AssertionError(f"no reply to {msg!r}")
 
