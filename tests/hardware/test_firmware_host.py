@@ -147,3 +147,14 @@ def test_tty_path_argument_and_round_trip_latency(host_firmware: str) -> None:
         stop(proc)
         os.close(master)
         os.close(slave)
+
+
+def test_overrun_is_reported_but_the_action_still_sent(device: SerialLink) -> None:
+    handshake(device)
+    _arm(device, rate_hz=1000)  # 1 ms period; the test policy burns a few ms on this input
+    seq = device.send(State((-12345.0, 0.0, 0.0, 0.0)))
+    fault = expect(device, Fault)
+    assert (fault.code, fault.ref_seq) == (FaultCode.OVERRUN, seq)
+    reply = expect(device, Action)
+    assert reply.state_seq == seq and reply.compute_us > 1000
+    np.testing.assert_array_equal(np.float32(reply.action), reference_policy((-12345.0, 0, 0, 0), 0))

@@ -72,7 +72,7 @@ def test_cobs_published_examples(raw: bytes, encoded: bytes) -> None:
 
 
 @given(st.binary(max_size=1200))
-@settings(max_examples=200, deadline=timedelta(milliseconds=500))
+@settings(max_examples=200, deadline=timedelta(milliseconds=2000))
 def test_cobs_round_trip_has_no_zeros_and_bounded_overhead(data: bytes) -> None:
     encoded = cobs_encode(data)
     assert 0 not in encoded
@@ -100,7 +100,7 @@ messages = st.one_of(
 
 
 @given(messages)
-@settings(max_examples=300, deadline=timedelta(milliseconds=500))
+@settings(max_examples=300, deadline=timedelta(milliseconds=2000))
 def test_message_round_trip(msg) -> None:
     wire = encode_frame(msg)
     assert wire[0] == 0 and wire[-1] == 0 and 0 not in wire[1:-1]
@@ -206,7 +206,7 @@ def test_overlong_garbage_is_dropped_and_the_stream_resyncs() -> None:
     st.lists(st.tuples(messages, st.binary(max_size=300)), max_size=12),
     st.lists(st.integers(1, 64), min_size=1, max_size=8),
 )
-@settings(max_examples=150, deadline=timedelta(milliseconds=1000))
+@settings(max_examples=150, deadline=timedelta(milliseconds=2000))
 def test_garbage_between_frames_loses_no_intact_frame(pairs, chunk_sizes) -> None:
     stream = b"".join(garbage + encode_frame(msg) for msg, garbage in pairs)
     decoder = FrameDecoder()
@@ -224,7 +224,7 @@ def _complete_chunks(stream: bytes) -> int:
 
 
 @given(st.lists(st.one_of(st.binary(max_size=200), messages.map(encode_frame)), max_size=20))
-@settings(max_examples=300, deadline=timedelta(milliseconds=1000))
+@settings(max_examples=300, deadline=timedelta(milliseconds=2000))
 def test_decoder_fuzz_never_raises_and_counts_consistently(parts) -> None:
     stream = b"".join(parts)
     decoder = FrameDecoder()
