@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from robot_ac.export.onnx_graph import ElementwiseOp, ExportError, PolicyPlan, build_plan, load_model
+from robot_ac.export.onnx_graph import ElementwiseOp, ExportError, MatMulOp, PolicyPlan, build_plan, load_model
 from robot_ac.paths import repo_root
 
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-O2")
@@ -314,7 +314,31 @@ def build_arm(c_dir: Path, work: Path) -> tuple[Path, dict]:
     return elf, sizes
 
 
-def run_qemu(elf: Path, obs: np.ndarray, n_act: int, work: Path) -> tuple[np.ndarray, np.ndarray]:
+def estimated_instructions(plan: PolicyPlan) -> float:
+    """Rough Cortex-M4 instructions per inference (~7 per multiply-add, ~120 per libm call).
+
+    Only used to bound QEMU run time; the measured figure comes from the emulator.
+    """
+    total = 200.0
+    for op in plan.ops:
+        if isinstance(op, MatMulOp):
+            total += 7.0 * op.m * op.k * op.n + 10.0 * op.m * op.n
+        elif isinstance(op, ElementwiseOp):
+            heavy = op.kind in ("Tanh", "Sigmoid", "Elu", "Exp")
+            total += (120.0 if heavy else 8.0) * math.prod(op.shape)
+        else:
+            total += 5.0 * op.outer * sum(block for _, block in op.inputs)
+    return total
+
+
+# About 60 s of emulation: QEMU with -icount runs a few hundred million guest instructions per second here.
+QEMU_INSTRUCTION_BUDGET = 2e10
+QEMU_MIN_INSTRUCTIONS_PER_S = 5e7  # for the timeout only, deliberately pessimistic
+
+
+def run_qemu(
+    elf: Path, obs: np.ndarray, n_act: int, work: Path, est_instructions: float = 1e5
+) -> tuple[np.ndarray, np.ndarray]:
     """Run the firmware on QEMU mps2-an386; returns (actions, stats words)."""
     (work / "obs.bin").write_bytes(obs.astype("<f4").tobytes())
     for stale in ("act.bin", "stats.bin"):
@@ -323,7 +347,8 @@ def run_qemu(elf: Path, obs: np.ndarray, n_act: int, work: Path) -> tuple[np.nda
         "qemu-system-arm", "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "null",
         "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf),
     ]  # fmt: skip
-    _run(cmd, work, "QEMU run", timeout=120.0 + 0.05 * len(obs))
+    timeout = 120.0 + len(obs) * est_instructions / QEMU_MIN_INSTRUCTIONS_PER_S
+    _run(cmd, work, "QEMU run", timeout=timeout)
     stats = np.fromfile(work / "stats.bin", dtype="<u8") if (work / "stats.bin").is_file() else np.zeros(0)
     if stats.size != 8 or int(stats[0]) != QEMU_STATS_MAGIC or int(stats[1]) != len(obs):
         raise VerifyError("QEMU harness did not report its statistics (stats.bin missing or corrupt)")
@@ -375,6 +400,7 @@ def verify(
     for name in ("policy.h", "policy.c"):
         if not (c_dir / name).is_file():
             raise VerifyError(f"{c_dir / name} not found; export the C code first")
+    notes = _stale_c_notes(model, c_dir)
     obs = random_observations(plan, n_random, seed)
     n_recorded = 0
     if recorded is not None:
@@ -384,10 +410,13 @@ def verify(
     report = VerifyReport(
         onnx=source, c_dir=str(c_dir), n_obs=plan.n_obs, n_act=plan.n_act, atol=atol, rtol=rtol,
         n_random=n_random, n_recorded=n_recorded, seed=seed,
+        notes=notes,
     )  # fmt: skip
+    if len(obs) == 0:
+        raise VerifyError("nothing to verify: 0 random and 0 recorded observations")
     ref = reference_actions(model, obs, plan.n_act)
     with tempfile.TemporaryDirectory(prefix="robot_ac_verify_") as tmp:
-        work = Path(work_dir) if work_dir else Path(tmp)
+        work = Path(work_dir).resolve() if work_dir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if not host:
             report.host_skipped = "disabled"
@@ -401,16 +430,34 @@ def verify(
             report.qemu_skipped = why
         else:
             m4_obs, m4_ref = obs, ref
+            est = estimated_instructions(plan)
+            if max_qemu_observations is None and len(obs) * est > QEMU_INSTRUCTION_BUDGET:
+                max_qemu_observations = max(1000, int(QEMU_INSTRUCTION_BUDGET / est))
+                report.notes.append(
+                    f"large network (~{est:,.0f} instructions per inference): QEMU checks "
+                    f"{min(max_qemu_observations, len(obs))} of {len(obs)} observations (set --qemu-max to change)"
+                )
             if max_qemu_observations is not None and len(obs) > max_qemu_observations:
                 # keep the recorded rows (they are the interesting ones) and as many random rows as fit
                 keep = np.r_[np.arange(max(0, max_qemu_observations - n_recorded)), np.arange(n_random, len(obs))]
                 keep = keep[:max_qemu_observations]
                 m4_obs, m4_ref = obs[keep], ref[keep]
             elf, sizes = build_arm(c_dir, work)
-            got, stats = run_qemu(elf, m4_obs, plan.n_act, work)
+            got, stats = run_qemu(elf, m4_obs, plan.n_act, work, est)
             report.qemu = compare(f"Cortex-M4F (qemu {QEMU_MACHINE})", got, m4_ref, atol, rtol)
             report.target = target_figures(sizes, stats)
     return report
+
+
+def _stale_c_notes(model: onnx.ModelProto, c_dir: Path) -> list[str]:
+    """Warn when policy.c says it came from another ONNX file (the comparison would then fail)."""
+    import hashlib
+
+    sha = hashlib.sha256(model.SerializeToString()).hexdigest()
+    head = (c_dir / "policy.c").read_text(encoding="utf-8", errors="replace")[:400]
+    if "Source ONNX sha256:" in head and sha not in head:
+        return [f"{c_dir / 'policy.c'} was generated from a different ONNX model than the one verified"]
+    return []
 
 
 def format_report(report: VerifyReport) -> str:
@@ -445,5 +492,6 @@ def format_report(report: VerifyReport) -> str:
             f"  instructions per inference  {t.instructions_per_inference:,.0f}",
             f"  method: {t.instruction_method}",
         ]
+    lines += [f"note: {note}" for note in report.notes]
     lines += ["", f"RESULT: {'PASS' if report.passed else 'FAIL'}"]
     return "\n".join(lines)

@@ -123,3 +123,12 @@ def test_missing_arm_toolchain_is_reported_not_fatal(tmp_path, monkeypatch):
     assert report.passed and report.host is not None and report.qemu is None
     assert "arm-none-eabi-gcc not found" in report.qemu_skipped
     assert "SKIPPED: arm-none-eabi-gcc not found" in verify_c.format_report(report)
+
+
+@needs_cc
+def test_stale_c_code_is_flagged(tmp_path):
+    export_onnx_to_c(gemm_mlp(n_obs=6, hidden=(4,), n_act=2, seed=1), tmp_path / "c")
+    other = gemm_mlp(n_obs=6, hidden=(4,), n_act=2, seed=2)
+    report = verify(other, tmp_path / "c", n_random=50, qemu=False)
+    assert not report.passed
+    assert any("different ONNX model" in note for note in report.notes)
