@@ -146,6 +146,12 @@ class SerialLink:
             return seq
         raise LinkError(f"serial port {self.port!r} is gone and did not come back")
 
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are, without framing: for fault injection and link tests."""
+        if not self._ensure_open(time.monotonic() + self.reconnect_timeout_s):
+            raise LinkError(f"serial port {self.port!r} is gone and did not come back")
+        self._serial.write(data)
+
     def receive(self, timeout: float) -> Message | None:
         """Next valid message within ``timeout`` seconds, or None (counted as a timeout)."""
         deadline = time.monotonic() + timeout
