@@ -15,6 +15,7 @@ import numpy as np
 from robot_ac.export.onnx_graph import ConcatOp, ElementwiseOp, MatMulOp, Operand, PlanOp, PolicyPlan
 
 GENERATOR = "robot_ac.export.onnx_to_c"
+UNROLL = 4  # partial sums in the matrix-vector inner loop (the final sum below assumes 4)
 
 
 def c_float(value: float, paren: bool = True) -> str:
@@ -143,12 +144,28 @@ class _Emitter:
         if loops_m:
             self.emit(f"for (int m = 0; m < {op.m}; ++m) {{")
         self.emit(f"for (int n = 0; n < {op.n}; ++n) {{", ind)
-        self.emit("float acc = 0.0f;", ind + 1)
-        a_idx = _index([("m", op.a.strides[0] if loops_m else 0), ("k", op.a.strides[1])])
-        b_idx = _index([("k", op.b.strides[0]), ("n", op.b.strides[1])])
-        self.emit(f"for (int k = 0; k < {op.k}; ++k) {{", ind + 1)
-        self.emit(f"acc += {self.ref(op.a, a_idx)} * {self.ref(op.b, b_idx)};", ind + 2)
-        self.emit("}", ind + 1)
+
+        def term(k: str) -> str:
+            a_idx = _index([("m", op.a.strides[0] if loops_m else 0), (k, op.a.strides[1])])
+            b_idx = _index([(k, op.b.strides[0]), ("n", op.b.strides[1])])
+            return f"{self.ref(op.a, a_idx)} * {self.ref(op.b, b_idx)}"
+
+        if op.k >= 2 * UNROLL:
+            # UNROLL independent partial sums: fewer loop instructions per multiply-add on in-order cores
+            main = op.k - op.k % UNROLL
+            self.emit(" ".join(f"float acc{j} = 0.0f;" for j in range(UNROLL)), ind + 1)
+            self.emit(f"for (int k = 0; k < {main}; k += {UNROLL}) {{", ind + 1)
+            for j in range(UNROLL):
+                self.emit(f"acc{j} += {term(f'(k + {j})' if j else 'k')};", ind + 2)
+            self.emit("}", ind + 1)
+            for k in range(main, op.k):
+                self.emit(f"acc0 += {term(str(k))};", ind + 1)
+            self.emit("const float acc = (acc0 + acc1) + (acc2 + acc3);", ind + 1)
+        else:
+            self.emit("float acc = 0.0f;", ind + 1)
+            self.emit(f"for (int k = 0; k < {op.k}; ++k) {{", ind + 1)
+            self.emit(f"acc += {term('k')};", ind + 2)
+            self.emit("}", ind + 1)
         expr = "acc" if op.alpha == 1.0 else f"{c_float(op.alpha)} * acc"
         out_idx = _index([("m", op.n if loops_m else 0), ("n", 1)])
         if op.bias is not None:
