@@ -132,3 +132,36 @@ def test_stale_c_code_is_flagged(tmp_path):
     report = verify(other, tmp_path / "c", n_random=50, qemu=False)
     assert not report.passed
     assert any("different ONNX model" in note for note in report.notes)
+
+
+@needs_cc
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cli_foreign_rsl_rl_style_onnx_with_contract_file(tmp_path, capsys):
+    """Like Isaac Lab's rsl_rl exporter: opset 11, static [1, n_obs] input, ELU actor, no metadata."""
+    torch = pytest.importorskip("torch")
+    yaml = pytest.importorskip("yaml")
+    nn = torch.nn
+    torch.manual_seed(4)
+    actor = nn.Sequential(nn.Linear(9, 16), nn.ELU(), nn.Linear(16, 16), nn.ELU(), nn.Linear(16, 2)).eval()
+    path = tmp_path / "policy.onnx"
+    torch.onnx.export(
+        actor, (torch.zeros(1, 9),), str(path), dynamo=False, opset_version=11,
+        input_names=["obs"], output_names=["actions"], dynamic_axes={},
+    )  # fmt: skip
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(
+        yaml.safe_dump(
+            {
+                "control_rate_hz": 50,
+                "observation": {"fields": [{"name": "base_lin_vel", "size": 3}, {"name": "joint_pos", "size": 6}]},
+                "action": {"fields": [{"name": "joint_targets", "size": 2}]},
+            }
+        )
+    )
+    out = tmp_path / "c"
+    argv = ["export", str(path), "--c", str(out), "--contract", str(contract), "--verify", "--no-qemu"]
+    assert main([*argv, "--n-random", "300"]) == 0, capsys.readouterr()
+    header = (out / "policy.h").read_text()
+    assert "#define ROBOT_AC_POLICY_CONTROL_RATE_HZ 50" in header
+    assert "#define ROBOT_AC_OBS_JOINT_POS_OFFSET 3" in header
+    assert "#define ROBOT_AC_ACT_JOINT_TARGETS_SIZE 2" in header
