@@ -15,6 +15,13 @@ def host_firmware(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build("host", tmp_path_factory.mktemp("fw_host")))
 
 
+@pytest.fixture(scope="session")
+def sanitized_firmware(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Host build with AddressSanitizer and UBSan: any memory or UB error kills the process."""
+    cc = "cc -fsanitize=address,undefined -fno-sanitize-recover=all -g"
+    return str(build("host", tmp_path_factory.mktemp("fw_asan"), cc=cc))
+
+
 @pytest.fixture()
 def device(host_firmware: str) -> Iterator[SerialLink]:
     """A running host-build firmware on a fresh pty, with a link to it already answering."""

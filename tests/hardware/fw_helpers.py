@@ -29,14 +29,15 @@ def reference_policy(obs: np.ndarray, step: int) -> np.ndarray:
     return np.array([a0, a1], dtype=np.float32)
 
 
-def build(target: str, out_dir: Path, policy_dir: Path = TEST_POLICY_DIR) -> Path:
+def build(target: str, out_dir: Path, policy_dir: Path = TEST_POLICY_DIR, cc: str | None = None) -> Path:
     """Build the firmware into ``out_dir`` for ``policy_dir``; skips with the reason if tools are missing."""
     tools = ["make", "cc"] if target == "host" else ["make", "arm-none-eabi-gcc"]
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         pytest.skip(f"cannot build the {target} firmware: {', '.join(missing)} not installed")
+    extra = [f"CC={cc}"] if cc else []
     result = subprocess.run(
-        ["make", "-C", str(FIRMWARE_DIR), target, f"BUILD_DIR={out_dir}", f"POLICY_DIR={policy_dir}"],
+        ["make", "-C", str(FIRMWARE_DIR), target, f"BUILD_DIR={out_dir}", f"POLICY_DIR={policy_dir}", *extra],
         capture_output=True,
         text=True,
         timeout=120,

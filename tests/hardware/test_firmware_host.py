@@ -9,7 +9,16 @@ import time
 import tty
 
 import numpy as np
-from fw_helpers import N_ACT, N_OBS, expect, expect_fault_then_safe, handshake, reference_policy, stop
+from fw_helpers import (
+    N_ACT,
+    N_OBS,
+    expect,
+    expect_fault_then_safe,
+    handshake,
+    reference_policy,
+    start_with_pty,
+    stop,
+)
 
 from robot_ac.hardware.protocol import (
     Action,
@@ -159,3 +168,40 @@ def test_overrun_is_reported_but_the_action_still_sent(device: SerialLink) -> No
     reply = expect(device, Action)
     assert reply.state_seq == seq and reply.compute_us > 1000
     np.testing.assert_array_equal(np.float32(reply.action), reference_policy((-12345.0, 0, 0, 0), 0))
+
+
+def test_sanitized_firmware_survives_garbage_and_corrupted_frames(sanitized_firmware: str) -> None:
+    """Random bytes and every-which-way corrupted frames into an ASan/UBSan build: no crash, no UB,
+    every bad chunk answered with BAD_FRAME, and the link still works afterwards."""
+    rng = np.random.default_rng(5)
+    good = encode_frame(State((1.0, 2.0, 3.0, 4.0), seq=1))
+    corrupted = []
+    for _ in range(200):
+        bad = bytearray(good)
+        pos = rng.integers(1, len(good) - 1)  # keep the delimiters
+        bad[pos] = rng.choice([v for v in range(1, 256) if v != good[pos]])
+        corrupted.append(bytes(bad))
+    overlong = b"\x00" + b"\x07" * 3000 + b"\x00"
+    noise = rng.integers(0, 256, size=20_000, dtype=np.uint8).tobytes()
+    proc, pty = start_with_pty([sanitized_firmware, "--pty"])
+    try:
+        with SerialLink(pty) as link:
+            handshake(link)
+            faults = []
+            for blob in (noise, overlong, *corrupted):
+                for i in range(0, len(blob), 512):
+                    link.send_raw(blob[i : i + 512])
+                    faults += link.drain()  # keep the reply direction flowing
+            while (msg := link.receive(0.3)) is not None:
+                faults.append(msg)
+            assert faults and all(isinstance(f, Fault) for f in faults), [f for f in faults if type(f) is not Fault]
+            assert {f.code for f in faults} <= {FaultCode.BAD_FRAME, FaultCode.BAD_VERSION,
+                                                FaultCode.UNKNOWN_TYPE}
+            _arm(link)
+            link.send(State((0.0, 0.0, 0.0, 1.0)))
+            assert expect(link, Action).action == (0.0, 2.0)
+        assert proc.poll() is None, "firmware died"
+    finally:
+        stop(proc)
+        out = proc.stdout.read()
+        assert "ERROR: AddressSanitizer" not in out and "runtime error" not in out, out
