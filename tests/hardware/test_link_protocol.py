@@ -237,3 +237,10 @@ def test_decoder_fuzz_never_raises_and_counts_consistently(parts) -> None:
     again = FrameDecoder()
     assert [m for b in stream for m in again.feed(bytes([b]))] == out
     assert again.counters == c
+
+
+def test_documented_heartbeat_vector() -> None:
+    """The worked example at the end of hardware/PROTOCOL.md."""
+    wire = bytes.fromhex("00 04 01 03 01 02 05 01 01 01 01 01 03 0D 2F 00")
+    assert encode_frame(Heartbeat(0, 0, seq=1)) == wire
+    assert cobs_decode(wire[1:-1]) == bytes.fromhex("01 03 01 00 05 00 00 00 00 00 00 0D 2F")
