@@ -185,18 +185,18 @@ class _Emitter:
             self.emit(f"{self.out(op)}[i] = {_expression(op, args)};", 2)
             self.emit("}")
             return
-        # broadcasting a runtime tensor: one nested loop per output dimension
-        dims = op.shape
-        for d, extent in enumerate(dims):
-            self.emit(f"for (int i{d} = 0; i{d} < {extent}; ++i{d}) {{", d + 1)
+        # broadcasting or transposing a runtime tensor: one nested loop per output dimension longer than 1
+        loop_dims = [d for d, extent in enumerate(op.shape) if extent != 1]
+        for depth, d in enumerate(loop_dims):
+            self.emit(f"for (int i{d} = 0; i{d} < {op.shape[d]}; ++i{d}) {{", depth + 1)
         args = []
         for o in op.inputs:
             strides = o.strides or dense
-            args.append(self.ref(o, _index([(f"i{d}", s) for d, s in enumerate(strides)])))
-        out_idx = _index([(f"i{d}", s) for d, s in enumerate(dense)])
-        self.emit(f"{self.out(op)}[{out_idx}] = {_expression(op, args)};", len(dims) + 1)
-        for d in reversed(range(len(dims))):
-            self.emit("}", d + 1)
+            args.append(self.ref(o, _index([(f"i{d}", strides[d]) for d in loop_dims])))
+        out_idx = _index([(f"i{d}", dense[d]) for d in loop_dims])
+        self.emit(f"{self.out(op)}[{out_idx}] = {_expression(op, args)};", len(loop_dims) + 1)
+        for depth in reversed(range(len(loop_dims))):
+            self.emit("}", depth + 1)
 
     def concat(self, op: ConcatOp) -> None:
         total = sum(block for _, block in op.inputs)
@@ -269,6 +269,8 @@ def _expression(op: ElementwiseOp, args: list[str]) -> str:
         sym = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[k]
         return f"{args[0]} {sym} {args[1]}"
     x = args[0]
+    if k == "Copy":
+        return x
     if k == "Relu":
         return f"{x} > 0.0f ? {x} : 0.0f"
     if k == "LeakyRelu":
@@ -365,7 +367,8 @@ def c_source(plan: PolicyPlan, model_sha256: str) -> str:
             lines += _const_block(name, values, plan.const_origin[name])
     if plan.output_const is not None:
         lines += _const_block("output_const", plan.output_const, "graph output")
-    lines.append("")
+    if em.buffers:
+        lines += ["", "/* scratch activations, reused once dead */"]
     for buf, size in em.buffers.items():
         lines.append(f"static float {buf}[{size}];")
     lines += [

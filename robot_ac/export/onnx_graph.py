@@ -410,7 +410,27 @@ class _Builder:
             return [self.lower_matmul(node, inputs)]
         if op == "Concat":
             return [self.lower_concat(node, inputs)]
+        if op == "Transpose":
+            return [self.lower_transpose(node, inputs)]
         raise UnsupportedOnnxError(node.name, op, "operator not supported by the C exporter")
+
+    def lower_transpose(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Runtime:
+        """A strided copy (kind "Copy"); an identity permutation is only a view."""
+        x = inputs[0]
+        assert isinstance(x, Runtime)
+        perm = [int(p) for p in _attrs(node).get("perm", range(len(x.shape) - 1, -1, -1))]
+        if sorted(perm) != list(range(len(x.shape))):
+            raise UnsupportedOnnxError(node.name, node.op_type, f"perm {perm} does not match rank {len(x.shape)}")
+        out_shape = tuple(x.shape[p] for p in perm)
+        dense_in = _dense_strides(x.shape)
+        strides = tuple(dense_in[p] for p in perm)
+        dense_out = _dense_strides(out_shape)
+        if all(a == b for a, b, extent in zip(strides, dense_out, out_shape, strict=True) if extent != 1):
+            return Runtime(out_shape, x.storage)  # only size-1 dims moved: same memory order
+        out = self.new_storage(out_shape)
+        src = Operand(x.storage, False, strides)
+        self.ops.append(ElementwiseOp(node.name, node.op_type, out.storage, "Copy", out_shape, [src]))
+        return out
 
     def lower_unary(self, node: onnx.NodeProto, inputs: list[Value | None]) -> Runtime:
         x = inputs[0]

@@ -141,6 +141,18 @@ def test_runtime_broadcast_outer_sum(tmp_path):
     check_host(make_model(nodes, inits, 4, 16, batch=1), tmp_path)
 
 
+@needs_cc
+def test_transpose_of_observation(tmp_path):
+    inits = {"grid": np.array([1, 2, 3], np.int64), "flat": np.array([1, 6], np.int64)}
+    nodes = [
+        helper.make_node("Reshape", ["obs", "grid"], ["g"], name="to_grid"),
+        helper.make_node("Transpose", ["g"], ["t"], name="swap", perm=[0, 2, 1]),
+        helper.make_node("Transpose", ["t"], ["t2"], name="view_only", perm=[1, 0, 2]),  # moves a size-1 dim
+        helper.make_node("Reshape", ["t2", "flat"], ["act"], name="back"),
+    ]
+    check_host(make_model(nodes, inits, 6, 6, batch=1), tmp_path)
+
+
 # --------------------------------------------------------------------------------------------------
 # torch.onnx.export graphs
 
