@@ -353,3 +353,31 @@ def test_c_float_literal_round_trips_float32(value):
     text = c_float(value, paren=False)
     assert text.endswith("f") and any(ch in text for ch in ".e")
     assert np.float32(float(text[:-1])) == np.float32(value)
+
+
+ACTIVATIONS = ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu", "Identity"]
+
+
+@needs_cc
+@settings(max_examples=6, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 24), min_size=1, max_size=4),
+    acts=st.lists(st.sampled_from(ACTIVATIONS), min_size=4, max_size=4),
+    n_obs=st.integers(1, 20),
+    n_act=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_random_mlp_architectures(widths, acts, n_obs, n_act, seed, tmp_path_factory):
+    """Any depth/width mix: exercises buffer reuse, odd sizes and the unrolled/remainder loops."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, prev, width = [], {}, "obs", n_obs
+    for i, h in enumerate([*widths, n_act]):
+        inits[f"W{i}"] = rand(rng, width, h, scale=1 / np.sqrt(width))
+        inits[f"b{i}"] = rand(rng, h)
+        nodes.append(helper.make_node("MatMul", [prev, f"W{i}"], [f"m{i}"], name=f"mm{i}"))
+        last = i == len(widths)
+        nodes.append(helper.make_node("Add", [f"m{i}", f"b{i}"], ["act" if last else f"z{i}"], name=f"add{i}"))
+        if not last:
+            nodes.append(helper.make_node(acts[i], [f"z{i}"], [f"h{i}"], name=f"act{i}"))
+        prev, width = f"h{i}", h
+    check_host(make_model(nodes, inits, n_obs, n_act), tmp_path_factory.mktemp("mlp"), n=200)
