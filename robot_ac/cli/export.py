@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = Path(args.source)
         if source.suffix.lower() == ".onnx":
-            return export_from_onnx(args, source)
+            if args.onnx:
+                raise ExportError("--onnx writes a bundle from a checkpoint; SOURCE is already an ONNX file")
+            if not args.c_dir:
+                raise ExportError("nothing to do: pass --c OUT_DIR to generate C code")
+            return export_c(args, source)
         return export_from_checkpoint(args, source)
     except ExportError as err:
         print(f"robot-ac export: error: {err}", file=sys.stderr)
@@ -58,21 +62,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_from_checkpoint(args: argparse.Namespace, source: Path) -> int:
-    """Training checkpoint -> ONNX bundle (``--onnx``), then optionally C. Placeholder for the bundle exporter."""
+    """Training checkpoint -> ONNX bundle (``--onnx OUT.onnx``), then optionally C.
+
+    Placeholder for the bundle exporter: write ``args.onnx`` (with the contract in the ONNX metadata under
+    ``robot_ac_contract``), then ``return export_c(args, Path(args.onnx))`` when ``args.c_dir`` is set.
+    """
     from robot_ac.export.onnx_graph import ExportError
 
     raise ExportError(f"exporting from a checkpoint ({source}) is not supported yet; pass an .onnx file")
 
 
-def export_from_onnx(args: argparse.Namespace, source: Path) -> int:
-    """ONNX -> C (``--c``) and optional verification."""
+def export_c(args: argparse.Namespace, source: Path) -> int:
+    """ONNX -> C (``--c``) and optional verification (``--verify``)."""
     from robot_ac.export.onnx_graph import ExportError
     from robot_ac.export.onnx_to_c import export_onnx_to_c
 
-    if args.onnx:
-        raise ExportError("--onnx writes a bundle from a checkpoint; SOURCE is already an ONNX file")
-    if not args.c_dir:
-        raise ExportError("nothing to do: pass --c OUT_DIR to generate C code")
     if (args.verify is False) and (args.recorded or args.json):
         raise ExportError("--recorded and --json need --verify")
     result = export_onnx_to_c(source, args.c_dir, args.contract)
@@ -101,8 +105,11 @@ def export_from_onnx(args: argparse.Namespace, source: Path) -> int:
     print(format_report(report))
     if args.json:
         path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as err:
+            raise ExportError(f"cannot write {path}: {err.strerror or err}") from err
     if not report.passed:
         why = "C output does not match onnxruntime" if (report.host or report.qemu) else "nothing could be verified"
         print(f"robot-ac export: error: verification failed: {why}", file=sys.stderr)

@@ -156,7 +156,14 @@ def reference_actions(model: onnx.ModelProto, obs: np.ndarray, n_act: int) -> np
     """onnxruntime on CPU; batches when the batch dimension is dynamic, else one row at a time."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return _run_session(sess, obs, n_act)
+    except Exception as err:  # onnxruntime raises its own (pybind) exception types
+        raise VerifyError(f"onnxruntime cannot run the model: {str(err).splitlines()[0]}") from err
+
+
+def _run_session(sess, obs: np.ndarray, n_act: int) -> np.ndarray:
     inp = sess.get_inputs()[0]
     rows = obs
     if len(inp.shape) == 2 and inp.shape[0] == 1:
