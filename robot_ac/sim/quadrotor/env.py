@@ -31,7 +31,8 @@ class QuadrotorEnv(VecEnv):
                  device: str | torch.device = "cpu", seed: int = 0,
                  robot: QuadrotorParams | str | Path | None = None,
                  domain_randomization: bool | None = None, observation_noise: bool | None = None,
-                 curriculum: bool = True, compile: bool = False) -> None:
+                 curriculum: bool = True, curriculum_every_steps: int | None = None,
+                 compile: bool = False) -> None:
         self.task = task if isinstance(task, TaskConfig) else load_task(task)
         self.robot = robot if isinstance(robot, QuadrotorParams) else load_quadrotor(robot or self.task.robot)
         self.num_envs = int(num_envs)
@@ -43,6 +44,7 @@ class QuadrotorEnv(VecEnv):
                               "domain randomization is on but the robot file has no randomization section")
         self.observation_noise = self.task.observation_noise if observation_noise is None else observation_noise
         self.curriculum = curriculum
+        self.curriculum_every_steps = curriculum_every_steps or self.task.reward.curriculum_every_steps
         self.dt = self.task.dt
         self.episode_steps = self.task.episode_steps
         self.history_length = self.task.action_history
@@ -204,7 +206,7 @@ class QuadrotorEnv(VecEnv):
         self.total_env_steps += self.num_envs
         if not self.curriculum:
             return
-        level = self.total_env_steps // self.task.reward.curriculum_every_steps
+        level = self.total_env_steps // self.curriculum_every_steps
         while self._curriculum_level < level:
             self._curriculum_level += 1
             grown = self.reward_weights * self._growth

@@ -1,0 +1,66 @@
+"""Actor and critic networks. Actors read the ``policy`` group, critics the ``critic`` group."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from robot_ac.algos.normalizer import RunningNormalizer
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+def mlp(sizes: list[int], activation: str, output_gain: float = 1.0) -> nn.Sequential:
+    """Linear layers with ``activation`` in between (none after the last); orthogonal initialisation."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        linear = nn.Linear(n_in, n_out)
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(linear.weight, gain=output_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class DeterministicActor(nn.Module):
+    """Normalizer + MLP giving the mean action; the exported policy is ``clamp(actor(obs), -1, 1)``.
+
+    The output bias starts at ``action_offset`` (the hover command) so that a fresh policy already holds thrust.
+    """
+
+    def __init__(self, obs_size: int, action_size: int, hidden: list[int], activation: str,
+                 action_offset: float = 0.0, output_gain: float = 0.01) -> None:
+        super().__init__()
+        self.normalizer = RunningNormalizer(obs_size)
+        self.net = mlp([obs_size, *hidden, action_size], activation, output_gain)
+        with torch.no_grad():
+            self.net[-1].bias.fill_(action_offset)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalizer(obs))
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deployment action: deterministic and within the action limits."""
+        return self.forward(obs).clamp(-1.0, 1.0)
+
+
+class Critic(nn.Module):
+    """Normalizer + MLP over the critic group (optionally concatenated with an action)."""
+
+    def __init__(self, obs_size: int, hidden: list[int], activation: str, action_size: int = 0,
+                 outputs: int = 1) -> None:
+        super().__init__()
+        self.normalizer = RunningNormalizer(obs_size)
+        self.net = mlp([obs_size + action_size, *hidden, outputs], activation, output_gain=1.0)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.normalizer(obs)
+        if action is not None:
+            x = torch.cat([x, action], dim=-1)
+        return self.net(x).squeeze(-1)

@@ -1,0 +1,205 @@
+"""Asymmetric PPO: Gaussian actor on the ``policy`` group, value function on the ``critic`` group.
+
+Clipped surrogate, clipped value loss, GAE and a learning rate adapted to the measured KL divergence, as in the
+rsl_rl family (Rudin et al. 2022, "Learning to Walk in Minutes Using Massively Parallel Deep RL").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from robot_ac.algos import regularizers
+from robot_ac.algos.gae import generalized_advantages
+from robot_ac.algos.networks import Critic, DeterministicActor
+from robot_ac.config import bounded
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    num_envs: int = bounded(1024, min=1)
+    steps_per_env: int = bounded(24, min=1, doc="rollout length per iteration")
+    epochs: int = bounded(5, min=1)
+    minibatches: int = bounded(4, min=1)
+    gamma: float = bounded(0.99, min=0.0, max=1.0)
+    lam: float = bounded(0.95, min=0.0, max=1.0)
+    clip: float = bounded(0.2, min=0.0)
+    value_clip: float = bounded(0.2, min=0.0)
+    value_coef: float = bounded(1.0, min=0.0)
+    entropy_coef: float = bounded(0.0, min=0.0)
+    learning_rate: float = bounded(1e-3, min=0.0, exclusive_min=True)
+    desired_kl: float = bounded(0.01, min=0.0, doc="0 keeps the learning rate fixed")
+    max_grad_norm: float = bounded(1.0, min=0.0)
+    init_std: float = bounded(0.3, min=0.0, exclusive_min=True)
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    activation: str = "tanh"
+    caps: regularizers.CapsConfig = regularizers.CapsConfig()
+
+
+class GaussianPolicy(nn.Module):
+    """Deterministic actor plus a state-independent log standard deviation for exploration."""
+
+    def __init__(self, actor: DeterministicActor, action_size: int, init_std: float) -> None:
+        super().__init__()
+        self.actor = actor
+        self.log_std = nn.Parameter(torch.full((action_size,), float(init_std)).log())
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        mean = self.actor(obs)
+        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+
+
+class PPO:
+    """Learner state and update; the runner owns the environment and the loop."""
+
+    def __init__(self, cfg: PPOConfig, policy_obs: int, critic_obs: int, action_size: int,
+                 action_offset: float, device: torch.device, policy_noise_std: torch.Tensor | None = None) -> None:
+        self.cfg = cfg
+        self.device = device
+        actor = DeterministicActor(policy_obs, action_size, cfg.actor_hidden, cfg.activation, action_offset)
+        self.policy = GaussianPolicy(actor, action_size, cfg.init_std).to(device)
+        self.critic = Critic(critic_obs, cfg.critic_hidden, cfg.activation).to(device)
+        self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.critic.parameters()],
+                                          lr=cfg.learning_rate)
+        self.learning_rate = cfg.learning_rate
+        self.policy_noise_std = policy_noise_std.to(device) if policy_noise_std is not None else None
+        steps, n = cfg.steps_per_env, cfg.num_envs
+        self.storage = {
+            "policy_obs": torch.zeros(steps, n, policy_obs, device=device),
+            "critic_obs": torch.zeros(steps, n, critic_obs, device=device),
+            "next_policy_obs": torch.zeros(steps, n, policy_obs, device=device),
+            "actions": torch.zeros(steps, n, action_size, device=device),
+            "log_probs": torch.zeros(steps, n, device=device),
+            "values": torch.zeros(steps, n, device=device),
+            "rewards": torch.zeros(steps, n, device=device),
+            "dones": torch.zeros(steps, n, dtype=torch.bool, device=device),
+            "means": torch.zeros(steps, n, action_size, device=device),
+        }
+        self.step = 0
+
+    @property
+    def actor(self) -> DeterministicActor:
+        return self.policy.actor
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.actor.normalizer.update(obs["policy"])
+        self.critic.normalizer.update(obs["critic"])
+        dist = self.policy.distribution(obs["policy"])
+        action = dist.sample()
+        s, t = self.storage, self.step
+        s["policy_obs"][t] = obs["policy"]
+        s["critic_obs"][t] = obs["critic"]
+        s["actions"][t] = action
+        s["means"][t] = dist.mean
+        s["log_probs"][t] = dist.log_prob(action).sum(-1)
+        s["values"][t] = self.critic(obs["critic"])
+        return action
+
+    @torch.no_grad()
+    def record(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
+               final_obs: dict[str, torch.Tensor]) -> None:
+        """Store the step's outcome; time-outs bootstrap from the value of the final observation."""
+        if truncated.any():
+            reward = reward + self.cfg.gamma * self.critic(final_obs["critic"]) * truncated.float()
+        s, t = self.storage, self.step
+        s["rewards"][t] = reward
+        s["dones"][t] = terminated | truncated
+        s["next_policy_obs"][t] = final_obs["policy"]
+        self.step += 1
+
+    def update(self, last_obs: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg, s = self.cfg, self.storage
+        with torch.no_grad():
+            last_values = self.critic(last_obs["critic"])
+            self._rollout_std = self.policy.log_std.exp().clone()  # std is state-independent
+        advantages, returns = generalized_advantages(s["rewards"], s["values"], last_values, s["dones"],
+                                                     cfg.gamma, cfg.lam)
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        flat = {k: v.flatten(0, 1) for k, v in s.items()}
+        flat["advantages"], flat["returns"] = advantages.flatten(), returns.flatten()
+        total = flat["advantages"].numel()
+        batch = total // cfg.minibatches
+        stats: dict[str, float] = {}
+        count = 0
+        for _ in range(cfg.epochs):
+            order = torch.randperm(total, device=self.device)
+            for m in range(cfg.minibatches):
+                idx = order[m * batch:(m + 1) * batch]
+                mb = {k: v[idx] for k, v in flat.items()}
+                losses = self._minibatch_losses(mb)
+                self.optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                nn.utils.clip_grad_norm_([*self.policy.parameters(), *self.critic.parameters()], cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, v in losses.items():
+                    stats[k] = stats.get(k, 0.0) + float(v.detach())
+                count += 1
+        self.step = 0
+        out = {k: v / count for k, v in stats.items()}
+        out["learning_rate"] = self.learning_rate
+        out["action_std"] = float(self.policy.log_std.exp().mean())
+        return out
+
+    def _minibatch_losses(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        dist = self.policy.distribution(mb["policy_obs"])
+        log_prob = dist.log_prob(mb["actions"]).sum(-1)
+        with torch.no_grad():
+            kl = self._kl(mb["means"], self._rollout_std, dist.mean, dist.stddev)
+            self._adapt_learning_rate(kl)
+        ratio = torch.exp(log_prob - mb["log_probs"])
+        surrogate = -torch.min(ratio * mb["advantages"],
+                               ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * mb["advantages"]).mean()
+        values = self.critic(mb["critic_obs"])
+        clipped = mb["values"] + (values - mb["values"]).clamp(-cfg.value_clip, cfg.value_clip)
+        value_loss = torch.max((values - mb["returns"]) ** 2, (clipped - mb["returns"]) ** 2).mean()
+        entropy = dist.entropy().sum(-1).mean()
+        loss = surrogate + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        out = {"surrogate": surrogate.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
+               "kl": kl}
+        if cfg.caps.temporal > 0:
+            next_mean = self.actor(mb["next_policy_obs"])
+            temporal = regularizers.caps_temporal(dist.mean, next_mean, ~mb["dones"])
+            loss = loss + cfg.caps.temporal * temporal
+            out["caps_temporal"] = temporal.detach()
+        if cfg.caps.spatial > 0 and self.policy_noise_std is not None:
+            sigma = self.policy_noise_std * cfg.caps.spatial_sigma_scale
+            perturbed = mb["policy_obs"] + torch.randn_like(mb["policy_obs"]) * sigma
+            spatial = regularizers.caps_spatial(dist.mean, self.actor(perturbed))
+            loss = loss + cfg.caps.spatial * spatial
+            out["caps_spatial"] = spatial.detach()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite PPO loss: { {k: float(v) for k, v in out.items()} }")
+        out["loss"] = loss
+        return out
+
+    @staticmethod
+    def _kl(old_mean: torch.Tensor, old_std: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        kl = (torch.log(std / old_std) + (old_std**2 + (old_mean - mean) ** 2) / (2 * std**2) - 0.5).sum(-1)
+        return kl.mean()
+
+    def _adapt_learning_rate(self, kl: torch.Tensor) -> None:
+        """rsl_rl's schedule: divide by 1.5 above 2x the target KL, multiply by 1.5 below half of it."""
+        target = self.cfg.desired_kl
+        if target <= 0:
+            return
+        if kl > 2 * target:
+            self.learning_rate = max(1e-5, self.learning_rate / 1.5)
+        elif 0 < kl < target / 2:
+            self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "critic": self.critic.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.learning_rate = state["learning_rate"]

@@ -1,0 +1,1 @@
+"""Training orchestration: runners, evaluation against the success criterion, logging, checkpoints."""

@@ -1,0 +1,107 @@
+"""The success criterion, shared by ``robot-ac eval``, ``--until-success`` and every benchmark.
+
+1000 episodes of 5 s from the task's randomized start states, with domain randomization and observation noise
+on. An episode succeeds when it is never terminated and its mean position error over the last second is below
+5 cm; a policy succeeds when at least 95% of episodes do (robot_ac issue "Training", success criterion).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from robot_ac.sim.quadrotor.env import QuadrotorEnv
+
+SETTLE_THRESHOLD_M = 0.05
+SUCCESS_RATE_REQUIRED = 0.95
+HIGH_FREQUENCY_HZ = 10.0
+
+PolicyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EvalResult:
+    episodes: int
+    survival_rate: float
+    success_rate: float
+    settle_error_mean_m: float
+    settle_error_median_m: float
+    settle_error_p95_m: float
+    mean_abs_delta_action: float
+    motor_saturation_fraction: float
+    high_frequency_power_share: float
+    succeeded: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"success {self.success_rate:.1%} (survival {self.survival_rate:.1%}), settle error median "
+                f"{self.settle_error_median_m * 100:.2f} cm, |da| {self.mean_abs_delta_action:.4f}, "
+                f"saturation {self.motor_saturation_fraction:.2%}, >{HIGH_FREQUENCY_HZ:g} Hz power "
+                f"{self.high_frequency_power_share:.1%}")
+
+
+@torch.no_grad()
+def evaluate_policy(policy: PolicyFn, task: str = "quadrotor-hover", episodes: int = 1000, seed: int = 12345,
+                    device: str | torch.device = "cpu", env: QuadrotorEnv | None = None,
+                    record: bool = False) -> EvalResult | tuple[EvalResult, dict[str, torch.Tensor]]:
+    """Run one episode per environment, ``episodes`` in parallel, and score them."""
+    env = env or QuadrotorEnv(task, num_envs=episodes, device=device, seed=seed, curriculum=False)
+    if env.num_envs != episodes:
+        raise ValueError(f"evaluation env has {env.num_envs} environments, need {episodes}")
+    steps = env.episode_steps
+    last_second = max(1, round(env.task.control_rate_hz))
+    obs = env.reset(seed=seed)
+    alive = torch.ones(episodes, dtype=torch.bool, device=env.device)
+    error_sum = torch.zeros(episodes, device=env.device)
+    actions = torch.zeros(steps, episodes, env.action_size, device=env.device)
+    positions = torch.zeros(steps, episodes, 3, device=env.device) if record else None
+    for t in range(steps):
+        action = policy(obs["policy"]).to(env.device).float()
+        actions[t] = torch.nan_to_num(action, nan=0.0).clamp(-1.0, 1.0)
+        result = env.step(action)
+        alive &= ~result.terminated
+        if positions is not None:
+            positions[t] = result.info["final_observations"]["critic"][:, :3]
+        if t >= steps - last_second:
+            error_sum += torch.where(alive, result.info["position_error"], 0.0)
+        obs = result.observations
+    settle = torch.where(alive, error_sum / last_second, math.inf)
+    success = alive & (settle < SETTLE_THRESHOLD_M)
+    survivors = settle[alive]
+    delta = (actions[1:] - actions[:-1]).abs()
+    alive_mask = alive[None, :, None]
+    mean_delta = (delta * alive_mask).sum() / (alive_mask.sum() * (steps - 1) * env.action_size).clamp_min(1)
+    saturation = ((actions.abs() >= 0.999) * alive_mask).sum() / (alive_mask.sum() * steps * env.action_size).clamp_min(1)
+    result = EvalResult(
+        episodes=episodes,
+        survival_rate=float(alive.float().mean()),
+        success_rate=float(success.float().mean()),
+        settle_error_mean_m=float(survivors.mean()) if survivors.numel() else math.inf,
+        settle_error_median_m=float(survivors.median()) if survivors.numel() else math.inf,
+        settle_error_p95_m=float(torch.quantile(survivors, 0.95)) if survivors.numel() else math.inf,
+        mean_abs_delta_action=float(mean_delta),
+        motor_saturation_fraction=float(saturation),
+        high_frequency_power_share=high_frequency_share(actions[:, alive], env.task.control_rate_hz),
+        succeeded=bool(success.float().mean() >= SUCCESS_RATE_REQUIRED),
+    )
+    if record:
+        return result, {"actions": actions.cpu(), "positions": positions.cpu(), "alive": alive.cpu()}
+    return result
+
+
+def high_frequency_share(actions: torch.Tensor, rate_hz: float, cutoff_hz: float = HIGH_FREQUENCY_HZ) -> float:
+    """Share of motor-command power above ``cutoff_hz`` (per-episode mean removed), over ``[T, N, A]``."""
+    if actions.shape[1] == 0:
+        return math.nan
+    signal = actions - actions.mean(0, keepdim=True)
+    power = torch.fft.rfft(signal, dim=0).abs() ** 2
+    freqs = torch.fft.rfftfreq(actions.shape[0], d=1.0 / rate_hz)
+    total = power.sum()
+    if total <= 0:
+        return 0.0
+    return float(power[freqs > cutoff_hz].sum() / total)
