@@ -35,7 +35,7 @@ def check_host(model: onnx.ModelProto, tmp_path, n: int = 400, contract: dict | 
 
 
 @needs_cc
-@pytest.mark.parametrize("act", ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu"])
+@pytest.mark.parametrize("act", ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu", "Softsign", "Neg", "Abs", "Exp"])
 def test_gemm_mlp_matches_onnxruntime(act, tmp_path):
     check_host(gemm_mlp(n_obs=13, hidden=(16, 8), n_act=3, act=act), tmp_path)
 
@@ -355,7 +355,7 @@ def test_c_float_literal_round_trips_float32(value):
     assert np.float32(float(text[:-1])) == np.float32(value)
 
 
-ACTIVATIONS = ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu", "Identity"]
+ACTIVATIONS = ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu", "Identity", "Softsign", "Neg", "Abs"]
 
 
 @needs_cc
