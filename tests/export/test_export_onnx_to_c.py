@@ -37,7 +37,8 @@ def check_host(model: onnx.ModelProto, tmp_path, n: int = 400, contract: dict | 
 @needs_cc
 @pytest.mark.parametrize("act", ["Tanh", "Relu", "Elu", "Sigmoid", "LeakyRelu", "Softsign", "Neg", "Abs", "Exp"])
 def test_gemm_mlp_matches_onnxruntime(act, tmp_path):
-    check_host(gemm_mlp(n_obs=13, hidden=(16, 8), n_act=3, act=act), tmp_path)
+    hidden = (16,) if act == "Exp" else (16, 8)  # exp(exp(x)) would amplify float32 rounding beyond 1e-5
+    check_host(gemm_mlp(n_obs=13, hidden=hidden, n_act=3, act=act), tmp_path)
 
 
 @needs_cc
