@@ -58,15 +58,23 @@ def generate_c(model: onnx.ModelProto | str | Path, contract: dict | str | Path 
     return CExport(plan, contract_dict, header, source, {})
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _write_all_atomic(files: dict[Path, str]) -> None:
+    """Write every file to a temp file in its folder first, then rename them all.
+
+    A failure while writing (disk full, permissions) leaves the previous files untouched and no temp files.
+    """
+    temps: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        for tmp, path in temps:
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -82,8 +90,10 @@ def export_onnx_to_c(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ExportError(f"cannot create output folder {out}: {err.strerror or err}") from err
-    for name, text in (("policy.h", result.header), ("policy.c", result.source)):
-        path = out / name
-        _write_atomic(path, text)
-        result.files[name] = path
+    files = {out / "policy.h": result.header, out / "policy.c": result.source}
+    try:
+        _write_all_atomic(files)
+    except OSError as err:
+        raise ExportError(f"cannot write C files into {out}: {err.strerror or err}") from err
+    result.files = {path.name: path for path in files}
     return result
