@@ -124,6 +124,7 @@ class _Emitter:
         self.plan = plan
         self.names, self.buffers = allocate_buffers(plan)
         self.lines: list[str] = []
+        self.base = 0  # extra indentation levels
 
     def ref(self, operand: Operand, index: str) -> str:
         if operand.scalar is not None:
@@ -135,7 +136,7 @@ class _Emitter:
         return self.names[op.out]
 
     def emit(self, text: str, indent: int = 1) -> None:
-        self.lines.append("    " * indent + text)
+        self.lines.append("    " * (self.base + indent) + text)
 
     # -- ops
     def matmul(self, op: MatMulOp) -> None:
@@ -221,15 +222,14 @@ class _Emitter:
         for op in plan.ops:
             self.emit(f"/* node '{c_comment(op.node)}' ({op.op_type}) */")
             self.emit("{")
-            inner = _Emitter.__new__(_Emitter)
-            inner.plan, inner.names, inner.buffers, inner.lines = plan, self.names, self.buffers, []
+            self.base = 1  # op code sits inside its own { } block
             if isinstance(op, MatMulOp):
-                inner.matmul(op)
+                self.matmul(op)
             elif isinstance(op, ElementwiseOp):
-                inner.elementwise(op)
+                self.elementwise(op)
             else:
-                inner.concat(op)
-            self.lines.extend("    " + line for line in inner.lines)
+                self.concat(op)
+            self.base = 0
             self.emit("}")
         if plan.output_const is not None:
             self.emit("/* the graph output does not depend on the observation */")
