@@ -141,7 +141,7 @@ class PPO:
         self.step = 0
         out = {k: v / count for k, v in stats.items()}
         out["learning_rate"] = self.learning_rate
-        out["action_std"] = float(self.policy.log_std.exp().mean())
+        out["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return out
 
     def _minibatch_losses(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each entry is a module under robot_ac.cli with ``register(subparsers)``; the sub-command sets ``func``.
-COMMAND_MODULES = ("train", "eval", "export", "bench_sim")
+COMMAND_MODULES = ("train", "eval", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,7 +76,8 @@ def evaluate_policy(policy: PolicyFn, task: str = "quadrotor-hover", episodes: i
     delta = (actions[1:] - actions[:-1]).abs()
     alive_mask = alive[None, :, None]
     mean_delta = (delta * alive_mask).sum() / (alive_mask.sum() * (steps - 1) * env.action_size).clamp_min(1)
-    saturation = ((actions.abs() >= 0.999) * alive_mask).sum() / (alive_mask.sum() * steps * env.action_size).clamp_min(1)
+    saturated = ((actions.abs() >= 0.999) * alive_mask).sum()
+    saturation = saturated / (alive_mask.sum() * steps * env.action_size).clamp_min(1)
     result = EvalResult(
         episodes=episodes,
         survival_rate=float(alive.float().mean()),

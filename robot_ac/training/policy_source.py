@@ -1,0 +1,35 @@
+"""Turn a bundle, run folder or checkpoint into a batched policy callable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from robot_ac.policy.bundle import BundleError, load_bundle
+
+PolicyAndTask = tuple  # (callable obs -> action, task id)
+
+
+def load_policy(path: Path) -> PolicyAndTask:
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if path.suffix == ".onnx":
+        bundle = load_bundle(path)
+        return bundle.torch_policy(), bundle.contract["task"]
+    if path.suffix == ".pt":
+        actor, cfg = actor_from_checkpoint(path)
+        return (lambda obs: actor.act(obs)), cfg.task
+    raise BundleError(f"{path}: expected a .onnx bundle, a run folder or a checkpoint.pt")
+
+
+def actor_from_checkpoint(path: Path):
+    """Rebuild the trained actor of a run from its checkpoint (no environment needed beyond sizes)."""
+    from robot_ac.training.runner import Trainer
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    trainer = Trainer(None, path.parent, resume=True, show_progress=False)
+    actor = trainer.adapter.actor.eval()
+    with torch.no_grad():
+        return actor, trainer.cfg

@@ -1,0 +1,279 @@
+"""The training loop: collect, update, evaluate, log, checkpoint; the same for every algorithm.
+
+Algorithms are wrapped by small adapters with one method, ``iterate()``, that collects some experience and
+learns from it; the runner only orchestrates (as rsl_rl's runner does once logging has moved out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from robot_ac.algos.offpolicy import OffPolicy
+from robot_ac.algos.ppo import PPO
+from robot_ac.config import to_mapping
+from robot_ac.policy.bundle import export_bundle
+from robot_ac.sim.quadrotor.env import QuadrotorEnv
+from robot_ac.training.config import TrainConfig
+from robot_ac.training.evaluate import EvalResult, evaluate_policy
+from robot_ac.training.logger import RunLogger
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss went non-finite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    succeeded: bool
+    seconds: float
+    env_steps: int
+    last_eval: EvalResult | None
+    bundle: Path | None
+    out_dir: Path
+
+
+class _EpisodeStats:
+    """Running episode returns and lengths for the progress bar and logs."""
+
+    def __init__(self, num_envs: int, device: torch.device) -> None:
+        self.returns = torch.zeros(num_envs, device=device)
+        self.lengths = torch.zeros(num_envs, device=device)
+        self.finished_returns: deque[float] = deque(maxlen=200)
+        self.finished_lengths: deque[float] = deque(maxlen=200)
+
+    def add(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.returns += reward
+        self.lengths += 1
+        if done.any():
+            self.finished_returns.extend(self.returns[done].tolist())
+            self.finished_lengths.extend(self.lengths[done].tolist())
+            self.returns[done] = 0
+            self.lengths[done] = 0
+
+    def mean_return(self) -> float:
+        return sum(self.finished_returns) / len(self.finished_returns) if self.finished_returns else math.nan
+
+    def mean_length(self) -> float:
+        return sum(self.finished_lengths) / len(self.finished_lengths) if self.finished_lengths else math.nan
+
+
+class _PPOAdapter:
+    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats) -> None:
+        self.env, self.stats = env, stats
+        noise = _policy_noise_std(env)
+        self.algo = PPO(cfg.ppo, env.observation_size("policy"), env.observation_size("critic"), env.action_size,
+                        env.hover_action, env.device, policy_noise_std=noise)
+        self.actor = self.algo.actor
+        self.obs = env.reset(seed=cfg.seed)
+
+    def iterate(self) -> dict[str, float]:
+        for _ in range(self.algo.cfg.steps_per_env):
+            action = self.algo.act(self.obs)
+            result = self.env.step(action)
+            self.algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"])
+            self.stats.add(result.reward, result.terminated | result.truncated)
+            self.obs = result.observations
+        return self.algo.update(self.obs)
+
+
+class _OffPolicyAdapter:
+    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats) -> None:
+        self.env, self.stats = env, stats
+        self.algo = OffPolicy(cfg.offpolicy, env.observation_size("policy"), env.observation_size("critic"),
+                              env.action_size, env.hover_action, env.device, reward_fn=env.compute_reward,
+                              policy_noise_std=_policy_noise_std(env), seed=cfg.seed)
+        self.actor = self.algo.actor
+        self.obs = env.reset(seed=cfg.seed)
+        self.vector_steps = max(1, 2048 // env.num_envs)
+
+    def iterate(self) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        for _ in range(self.vector_steps):
+            action = self.algo.act(self.obs)
+            result = self.env.step(action)
+            self.algo.record(self.obs, action, result.reward, result.info["reward_terms"], result.terminated,
+                             result.truncated, result.info["final_observations"])
+            self.stats.add(result.reward, result.terminated | result.truncated)
+            self.obs = result.observations
+            stats = self.algo.maybe_update(self.env.reward_weights) or stats
+        return stats
+
+
+def _policy_noise_std(env: QuadrotorEnv) -> torch.Tensor:
+    """Per-column measurement noise of the policy group (CAPS's sigma_s)."""
+    return torch.cat([torch.full((f.size,), f.noise_std) for f in env.contract.groups["policy"].fields])
+
+
+class Trainer:
+    """Runs one training job into ``out_dir``: checkpoints, logs, the learning curve and the policy bundle."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True) -> None:
+        self.out_dir = Path(out_dir)
+        self.show_progress = show_progress
+        checkpoint = None
+        if resume:
+            path = self.out_dir / CHECKPOINT
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            cfg = checkpoint["config"]
+        self.cfg = cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.device = torch.device(cfg.device)
+        self.env = QuadrotorEnv(cfg.task, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
+                                curriculum_every_steps=cfg.curriculum_every_steps or None, compile=cfg.compile_env)
+        self.stats = _EpisodeStats(cfg.num_envs, self.device)
+        adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
+        self.adapter = adapter(cfg, self.env, self.stats)
+        self.logger = RunLogger(self.out_dir)
+        self.elapsed = 0.0
+        self.best_success = -1.0
+        self.last_eval: EvalResult | None = None
+        self._eval_env: QuadrotorEnv | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def train(self) -> TrainResult:
+        cfg = self.cfg
+        start = time.perf_counter() - self.elapsed
+        next_eval = self.elapsed + cfg.eval_every_seconds
+        next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
+        eval_seconds = 0.0
+        bundle = None
+        bar = tqdm(total=int(cfg.max_seconds), unit="s", disable=not self.show_progress,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+        interrupted = False
+        previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while True:
+                steps_before = self.env.total_env_steps
+                t0 = time.perf_counter()
+                try:
+                    losses = self.adapter.iterate()
+                except FloatingPointError as err:
+                    self._diverged(err)
+                self.elapsed = time.perf_counter() - start
+                sps = (self.env.total_env_steps - steps_before) / max(1e-9, time.perf_counter() - t0)
+                self.logger.log(self.env.total_env_steps, {
+                    "train/episode_return": self.stats.mean_return(), "train/episode_length": self.stats.mean_length(),
+                    "time/seconds": self.elapsed, "time/env_steps_per_s": sps,
+                    **{f"losses/{k}": v for k, v in losses.items()}})
+                if self.elapsed >= next_eval or self.elapsed >= cfg.max_seconds:
+                    t_eval = time.perf_counter()
+                    self.last_eval = self.evaluate()
+                    eval_seconds += time.perf_counter() - t_eval
+                    self.elapsed = time.perf_counter() - start
+                    next_eval = self.elapsed + cfg.eval_every_seconds
+                    self.logger.log(self.env.total_env_steps, {
+                        "time/seconds": self.elapsed,
+                        **{f"eval/{k}": float(v) for k, v in self.last_eval.to_dict().items()}})
+                    if self.last_eval.success_rate > self.best_success:
+                        self.best_success = self.last_eval.success_rate
+                        torch.save(self.adapter.actor.state_dict(), self.out_dir / "best_actor.pt")
+                bar.n = min(int(self.elapsed), int(cfg.max_seconds))
+                bar.set_postfix_str(self._postfix(sps))
+                if self.elapsed >= next_checkpoint:
+                    self.save_checkpoint()
+                    next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
+                if cfg.until_success and self.last_eval is not None and self.last_eval.succeeded:
+                    break
+                if self.elapsed >= cfg.max_seconds:
+                    break
+                if cfg.max_env_steps and self.env.total_env_steps >= cfg.max_env_steps:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            bar.close()
+        self.save_checkpoint()
+        succeeded = bool(self.last_eval and self.last_eval.succeeded)
+        bundle = self.export(self.out_dir / "policy.onnx")
+        self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
+        summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,
+                   "env_steps": self.env.total_env_steps, "interrupted": interrupted,
+                   "last_eval": self.last_eval.to_dict() if self.last_eval else None,
+                   "bundle": str(bundle) if bundle else None}
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.logger.close()
+        return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir)
+
+    def evaluate(self) -> EvalResult:
+        """The success criterion on a fixed set of evaluation episodes (same seed every time)."""
+        if self._eval_env is None:
+            self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=self.cfg.eval_episodes, device=self.device,
+                                          seed=10_000 + self.cfg.seed, curriculum=False)
+        actor = self.adapter.actor
+        with torch.no_grad():
+            return evaluate_policy(actor.act, episodes=self.cfg.eval_episodes, env=self._eval_env,
+                                   seed=10_000 + self.cfg.seed)
+
+    def export(self, path: Path) -> Path:
+        contract = self.env.contract.to_dict()
+        return export_bundle(self.adapter.actor, contract, path, training_config=to_mapping(self.cfg))
+
+    # ----------------------------------------------------------------------------------- checkpointing
+    def save_checkpoint(self) -> Path:
+        """Atomic: a crash while writing leaves the previous checkpoint intact."""
+        state = {
+            "config": self.cfg, "algo": self.adapter.algo.state_dict(), "elapsed": self.elapsed,
+            "env_steps": self.env.total_env_steps, "reward_weights": self.env.reward_weights.cpu(),
+            "curriculum_level": self.env._curriculum_level, "best_success": self.best_success,
+            "torch_rng": torch.get_rng_state(),
+        }
+        path = self.out_dir / CHECKPOINT
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def _restore(self, checkpoint: dict) -> None:
+        self.adapter.algo.load_state_dict(checkpoint["algo"])
+        self.elapsed = checkpoint["elapsed"]
+        self.env.total_env_steps = checkpoint["env_steps"]
+        self.env.reward_weights = checkpoint["reward_weights"].to(self.device)
+        self.env._curriculum_level = checkpoint["curriculum_level"]
+        self.best_success = checkpoint["best_success"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+
+    def _diverged(self, err: FloatingPointError) -> None:
+        diagnostic = {
+            "error": str(err), "env_steps": self.env.total_env_steps, "elapsed_s": self.elapsed,
+            "checkpoint_kept": str(self.out_dir / CHECKPOINT) if (self.out_dir / CHECKPOINT).is_file() else None,
+            "nonfinite_parameters": [name for name, p in self.adapter.actor.named_parameters()
+                                     if not torch.isfinite(p).all()],
+        }
+        (self.out_dir / "diverged.json").write_text(json.dumps(diagnostic, indent=2))
+        raise TrainingDiverged(f"training stopped: {err} at {self.env.total_env_steps} env steps; last good "
+                               f"checkpoint kept at {diagnostic['checkpoint_kept']}; details in "
+                               f"{self.out_dir / 'diverged.json'}") from err
+
+    def _postfix(self, sps: float) -> str:
+        success = f"{self.last_eval.success_rate:.0%}" if self.last_eval else "-"
+        return (f"steps {self.env.total_env_steps / 1e6:.2f}M | {sps / 1e3:.0f}k steps/s | "
+                f"return {self.stats.mean_return():.0f} | success {success}")
+
+
+def replace(cfg: TrainConfig, **changes) -> TrainConfig:
+    return dataclasses.replace(cfg, **changes)
