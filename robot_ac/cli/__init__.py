@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each entry is a module under robot_ac.cli with ``register(subparsers)``; the sub-command sets ``func``.
-COMMAND_MODULES = ("train", "eval", "export")
+COMMAND_MODULES = ("train", "eval", "export", "run", "log", "hil", "calibrate", "sim2sim")
 
 
 def build_parser() -> argparse.ArgumentParser:
