@@ -34,7 +34,7 @@ class PPOConfig:
     max_grad_norm: float = bounded(1.0, min=0.0)
     init_std: float = bounded(0.3, min=0.0, exclusive_min=True)
     actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "tanh"
     caps: regularizers.CapsConfig = regularizers.CapsConfig()
 

@@ -225,6 +225,7 @@ class QuadrotorEnv(VecEnv):
             "angular_velocity": (3, "rad/s", "body", lambda s: s["state"][:, dynamics.ANGVEL]),
             "action_history": (self.history_length * r, "normalized", "motor",
                                lambda s: s["history"][:, : self.history_length].reshape(s["n"], -1)),
+            "previous_action": (r, "normalized", "motor", lambda s: s["history"][:, 0]),
             "rotor_speeds": (r, "fraction_of_rpm_max", "motor",
                              lambda s: s["state"][:, dynamics.RPM] / self.robot.rpm_max),
             "disturbance_force": (3, "N", "world", lambda s: s["params"].disturbance_force[s["ids"]]),
