@@ -12,6 +12,7 @@ import os
 import select
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 
@@ -129,10 +130,19 @@ class SerialLink:
         return self._serial is not None or self._reconnect(deadline)
 
     # --- traffic
-    def send(self, message: Message) -> int:
-        """Send ``message`` with the link's next sequence number and return that number."""
+    def send(self, message: Message, mutate: Callable[[bytes], bytes | None] | None = None) -> int:
+        """Send ``message`` with the link's next sequence number and return that number.
+
+        ``mutate`` (fault injection) sees the wire bytes and returns what to write instead; ``None`` drops the
+        frame as if lost on the wire, so the sequence number is still used up and the peer sees a gap.
+        """
         seq = self._seq
         data = encode_frame(replace(message, seq=seq))
+        if mutate is not None:
+            data = mutate(data)
+            if data is None:
+                self._seq = (seq + 1) & 0xFFFF
+                return seq
         deadline = time.monotonic() + self.reconnect_timeout_s
         for _ in range(2):
             if not self._ensure_open(deadline):
