@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, help="wall-clock budget in seconds")
     p.add_argument("--max-env-steps", type=int, help="environment-step budget")
     p.add_argument("--eval-every", type=float, dest="eval_every_seconds", help="seconds between evaluations")
+    p.add_argument("--checkpoint-every", type=float, dest="checkpoint_every_seconds",
+                   help="seconds between checkpoints (default from the agent file)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--out", default=None, help="run folder (default runs/<task>-<algo>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
@@ -41,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            trainer = Trainer(None, args.resume, resume=True, show_progress=not args.quiet)
+            overrides = {"max_seconds": args.max_seconds, "max_env_steps": args.max_env_steps,
+                         "until_success": args.until_success}
+            trainer = Trainer(None, args.resume, resume=True, show_progress=not args.quiet, resume_overrides=overrides)
         else:
             cfg = load_train_config(
                 args.task, args.algo, args.config, seed=args.seed, device=args.device,
                 until_success=args.until_success, max_seconds=args.max_seconds, max_env_steps=args.max_env_steps,
-                eval_every_seconds=args.eval_every_seconds, threads=args.threads, num_envs=args.num_envs)
+                eval_every_seconds=args.eval_every_seconds, threads=args.threads, num_envs=args.num_envs,
+                checkpoint_every_seconds=args.checkpoint_every_seconds)
             out = args.out or f"runs/{cfg.task}-{cfg.algo}-s{cfg.seed}"
             trainer = Trainer(cfg, out, show_progress=not args.quiet)
         result = trainer.train()

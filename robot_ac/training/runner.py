@@ -121,7 +121,8 @@ def _policy_noise_std(env: QuadrotorEnv) -> torch.Tensor:
 class Trainer:
     """Runs one training job into ``out_dir``: checkpoints, logs, the learning curve and the policy bundle."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True) -> None:
+    def __init__(self, cfg: TrainConfig | None, out_dir: str | Path, resume: bool = False, show_progress: bool = True,
+                 resume_overrides: dict | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.show_progress = show_progress
         checkpoint = None
@@ -130,7 +131,8 @@ class Trainer:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no checkpoint to resume from")
             checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-            cfg = checkpoint["config"]
+            changes = {k: v for k, v in (resume_overrides or {}).items() if v is not None}
+            cfg = dataclasses.replace(checkpoint["config"], **changes)
         self.cfg = cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
@@ -274,6 +276,3 @@ class Trainer:
         return (f"steps {self.env.total_env_steps / 1e6:.2f}M | {sps / 1e3:.0f}k steps/s | "
                 f"return {self.stats.mean_return():.0f} | success {success}")
 
-
-def replace(cfg: TrainConfig, **changes) -> TrainConfig:
-    return dataclasses.replace(cfg, **changes)
