@@ -136,9 +136,11 @@ class PolicyController:
         self._log_transition(Transition(clock(), Mode.INACTIVE, Mode.INACTIVE, "created"))
 
     # --------------------------------------------------------------------------------------- operator commands
-    def arm(self, now: float | None = None) -> tuple[bool, str]:
+    def arm(self, now: float | None = None, state=None) -> tuple[bool, str]:
         """inactive -> armed, only with a fresh, valid state; otherwise rejected (mode unchanged, logged)."""
         now = self.clock() if now is None else now
+        if state is not None:
+            self._last_state = state
         if self.mode is not Mode.INACTIVE:
             return self._reject("arm", f"mode is {self.mode.value}" +
                                 (" (reset first)" if self.mode is Mode.SAFE else ""), now)
@@ -173,6 +175,15 @@ class PolicyController:
             return self._reject("reset", f"not in safe mode (mode is {self.mode.value})", now)
         self._transition(Mode.INACTIVE, "reset by operator", now)
         return True, "inactive"
+
+    def report_fault(self, reason: str, now: float | None = None) -> None:
+        """A transport-level fault (undecodable or malformed message): safe mode if armed/running, else logged."""
+        now = self.clock() if now is None else now
+        if self.mode in (Mode.ARMED, Mode.RUNNING):
+            self._fault(reason, now)
+        else:
+            self.faults += 1
+            LOG.warning("fault while %s (no mode change): %s", self.mode.value, reason)
 
     def command(self, name: str, now: float | None = None) -> tuple[bool, str]:
         """Text command from a transport ("arm", "start", "disarm", "reset"); unknown ones are rejected."""
