@@ -1,0 +1,118 @@
+"""The training job as a user runs it: progress, faults, resume, configuration errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from robot_ac.config import ConfigError
+from robot_ac.policy import load_bundle
+from robot_ac.training.config import load_train_config
+from robot_ac.training.runner import Trainer, TrainingDiverged
+
+FAST = dict(max_seconds=12.0, eval_every_seconds=1000.0, eval_episodes=64, checkpoint_every_seconds=2.0)
+
+
+def _ppo(**changes):
+    cfg = load_train_config("quadrotor-hover", "ppo", **(FAST | changes))
+    import dataclasses
+
+    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=256, steps_per_env=16),
+                               curriculum_every_steps=10_000_000)
+
+
+def test_ppo_smoke_training_makes_progress_and_exports_a_bundle(tmp_path):
+    trainer = Trainer(_ppo(max_seconds=14.0), tmp_path, show_progress=False)
+    result = trainer.train()
+    rows = [json.loads(json.dumps(r)) for r in trainer.logger.rows if "train/episode_length" in r]
+    lengths = [r["train/episode_length"] for r in rows if r["train/episode_length"] == r["train/episode_length"]]
+    assert len(lengths) > 10
+    early, late = sum(lengths[:5]) / 5, sum(lengths[-5:]) / 5
+    assert late > 1.3 * early, f"episodes did not get longer: {early:.1f} -> {late:.1f} steps"
+    bundle = load_bundle(result.bundle)
+    assert bundle.obs_size == 146 and bundle.contract["task"] == "quadrotor-hover"
+    for name in ("metrics.csv", "learning_curve.png", "config.yaml", "summary.json", "checkpoint.pt"):
+        assert (tmp_path / name).is_file(), name
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_offpolicy_smoke_training_runs_updates(tmp_path, algo):
+    import dataclasses
+
+    cfg = load_train_config("quadrotor-hover", algo, **(FAST | {"max_seconds": 6.0}))
+    cfg = dataclasses.replace(cfg, offpolicy=dataclasses.replace(
+        cfg.offpolicy, warmup_critic_steps=2000, warmup_actor_steps=3000, buffer_size=50_000))
+    trainer = Trainer(cfg, tmp_path, show_progress=False)
+    result = trainer.train()
+    assert trainer.adapter.algo.critic_updates > 50
+    critic = [r["losses/critic_loss"] for r in trainer.logger.rows if "losses/critic_loss" in r]
+    assert critic and all(c == c and c < 1e6 for c in critic)
+    assert load_bundle(result.bundle).action_size == 4
+
+
+def test_nan_in_a_loss_stops_with_a_diagnostic_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(_ppo(max_seconds=30.0), tmp_path, show_progress=False)
+    trainer.adapter.iterate()
+    trainer.save_checkpoint()
+    good = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["algo"]["policy"]
+    with torch.no_grad():
+        next(trainer.adapter.algo.critic.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="non-finite PPO loss"):
+        trainer.train()
+    diagnostic = json.loads((tmp_path / "diverged.json").read_text())
+    assert diagnostic["checkpoint_kept"].endswith("checkpoint.pt")
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["algo"]["policy"]
+    for key, value in good.items():
+        assert torch.equal(kept[key], value), key
+    assert all(torch.isfinite(v).all() for v in kept.values())
+
+
+def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    cmd = [sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--algo", "ppo", "--num-envs", "128",
+           "--max-seconds", "120", "--eval-every", "1000", "--checkpoint-every", "1", "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    checkpoint = run / "checkpoint.pt"
+    while time.time() < deadline and not (checkpoint.is_file() and checkpoint.stat().st_mtime > 0):
+        time.sleep(0.5)
+    time.sleep(2.5)  # let it write a few more
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.is_file(), proc.stderr.read().decode()
+    steps_at_kill = torch.load(checkpoint, weights_only=False)["env_steps"]
+    assert steps_at_kill > 0
+    resumed = subprocess.run([sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--resume", str(run),
+                              "--max-seconds", "0.5", "--quiet"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] > steps_at_kill, resumed.stderr
+    assert load_bundle(run / "policy.onnx").obs_size == 146
+
+
+def test_bad_agent_config_names_the_key(tmp_path):
+    bad = tmp_path / "agent.yaml"
+    bad.write_text("algo: ppo\nppo:\n  num_env: 64\n")
+    with pytest.raises(ConfigError, match=r"agent.yaml: key 'ppo.num_env': unknown key"):
+        load_train_config("quadrotor-hover", "ppo", bad)
+    result = subprocess.run([sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--config", str(bad),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "ppo.num_env" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--resume",
+                             str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no checkpoint to resume from" in result.stderr
