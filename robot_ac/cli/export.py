@@ -1,4 +1,4 @@
-"""``robot-ac export SOURCE``: ONNX policy -> C99 for microcontrollers (and, later, checkpoint -> ONNX bundle).
+"""``robot-ac export SOURCE``: checkpoint -> ONNX policy bundle, and ONNX policy -> C99 for microcontrollers.
 
 User errors (unsupported operator, bad contract, missing file, mismatch) end with one clear line on stderr
 and a non-zero exit code, never a traceback.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 EXIT_USER_ERROR = 2
 EXIT_MISMATCH = 1
+CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="export a policy: ONNX -> dependency-free C99 (optionally verified on host and Cortex-M4)",
         description=(
             "Export a policy. SOURCE is an ONNX file (robot_ac's own or a foreign one such as an rsl_rl / "
-            "Isaac Lab policy.onnx) or, in the future, a training checkpoint."
+            "Isaac Lab policy.onnx), or a training run folder / checkpoint.pt to write as an ONNX bundle (--onnx)."
         ),
     )
-    p.add_argument("source", metavar="SOURCE", help="policy.onnx (or a training checkpoint: not supported yet)")
+    p.add_argument("source", metavar="SOURCE", help="policy.onnx, or a run folder / checkpoint.pt")
     p.add_argument("--onnx", metavar="OUT.onnx", help="write the ONNX policy bundle (checkpoint sources only)")
     p.add_argument("--c", dest="c_dir", metavar="OUT_DIR", help="write policy.h / policy.c into OUT_DIR")
     p.add_argument(
@@ -62,14 +63,58 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_from_checkpoint(args: argparse.Namespace, source: Path) -> int:
-    """Training checkpoint -> ONNX bundle (``--onnx OUT.onnx``), then optionally C.
+    """Training checkpoint (a run folder or its ``checkpoint.pt``) -> ONNX bundle ``--onnx``, then optionally C.
 
-    Placeholder for the bundle exporter: write ``args.onnx`` (with the contract in the ONNX metadata under
-    ``robot_ac_contract``), then ``return export_c(args, Path(args.onnx))`` when ``args.c_dir`` is set.
+    The contract comes from the environment of the run's task, so the bundle describes the observation
+    vector the actor was trained on; the training config's hash travels with it.
     """
     from robot_ac.export.onnx_graph import ExportError
 
-    raise ExportError(f"exporting from a checkpoint ({source}) is not supported yet; pass an .onnx file")
+    if not source.exists():
+        raise ExportError(f"{source}: no such file or run folder")
+    checkpoint = source / CHECKPOINT_NAME if source.is_dir() else source
+    if checkpoint.name != CHECKPOINT_NAME:
+        # the trainer restores <run folder>/checkpoint.pt; any other name would silently load a different file
+        raise ExportError(f"{source}: expected an .onnx file, a run folder or its {CHECKPOINT_NAME}")
+    if not checkpoint.is_file():
+        raise ExportError(f"{checkpoint}: no such checkpoint")
+    if not args.onnx:
+        raise ExportError(f"{source}: a checkpoint exports to a bundle first; pass --onnx OUT.onnx")
+    if args.contract:
+        raise ExportError("--contract applies to foreign ONNX files; a checkpoint's contract comes from its task")
+    out = Path(args.onnx)
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(f"--onnx {out}: the bundle file name must end in .onnx")
+    bundle_path = write_bundle(checkpoint, out)
+    print(f"wrote {bundle_path}")
+    if not args.c_dir:
+        if args.verify:
+            raise ExportError("--verify checks the C code; pass --c OUT_DIR too")
+        return 0
+    return export_c(args, bundle_path)
+
+
+def write_bundle(checkpoint: Path, out: Path) -> Path:
+    """Rebuild the actor from ``checkpoint`` and write it with its task's contract as one ONNX bundle."""
+    import pickle
+
+    from robot_ac.config import to_mapping
+    from robot_ac.export.onnx_graph import ExportError
+    from robot_ac.policy import BundleError, export_bundle
+    from robot_ac.sim.quadrotor.env import QuadrotorEnv
+    from robot_ac.training.policy_source import actor_from_checkpoint
+
+    try:
+        actor, train_cfg = actor_from_checkpoint(checkpoint)
+    except (OSError, EOFError, KeyError, AttributeError, RuntimeError, pickle.UnpicklingError) as err:
+        raise ExportError(f"{checkpoint}: cannot load the checkpoint ({type(err).__name__}: {err})") from err
+    try:
+        contract = QuadrotorEnv(train_cfg.task, num_envs=1).contract.to_dict()
+        return export_bundle(actor, contract, out, training_config=to_mapping(train_cfg))
+    except BundleError as err:
+        raise ExportError(str(err)) from err
+    except OSError as err:
+        raise ExportError(f"cannot write {out}: {err.strerror or err}") from err
 
 
 def export_c(args: argparse.Namespace, source: Path) -> int:

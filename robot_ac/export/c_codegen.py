@@ -12,7 +12,9 @@ import re
 
 import numpy as np
 
+from robot_ac.export import c_kernels
 from robot_ac.export.onnx_graph import ConcatOp, ElementwiseOp, MatMulOp, Operand, PlanOp, PolicyPlan
+from robot_ac.export.plan_opt import FusedElementwiseOp, optimize
 
 GENERATOR = "robot_ac.export.onnx_to_c"
 UNROLL = 4  # partial sums in the matrix-vector inner loop (the final sum below assumes 4)
@@ -107,10 +109,10 @@ def allocate_buffers(plan: PolicyPlan) -> tuple[dict[str, str], dict[str, int]]:
     return names, sizes
 
 
-def _op_inputs(op: PlanOp) -> list[Operand]:
+def _op_inputs(op: PlanOp | FusedElementwiseOp) -> list[Operand]:
     if isinstance(op, MatMulOp):
         return [op.a, op.b] + ([op.bias] if op.bias else [])
-    if isinstance(op, ElementwiseOp):
+    if isinstance(op, ElementwiseOp | FusedElementwiseOp):
         return list(op.inputs)
     return [p for p, _ in op.inputs]
 
@@ -125,10 +127,16 @@ class _Emitter:
         self.names, self.buffers = allocate_buffers(plan)
         self.lines: list[str] = []
         self.base = 0  # extra indentation levels
+        self.used_consts: set[str] = set()  # plan constants the body reads
+        self.extra_consts: dict[str, tuple[np.ndarray, str]] = {}  # re-laid-out weights: name -> (values, origin)
+        self.kernels: dict[str, list[str]] = {}  # matrix-vector kernels the body calls, by name
+        self.uses_tanh = False
 
     def ref(self, operand: Operand, index: str) -> str:
         if operand.scalar is not None:
             return c_float(operand.scalar)
+        if operand.is_const:
+            self.used_consts.add(operand.name)
         name = operand.name if operand.is_const else self.names[operand.name]
         return f"{name}[{index}]"
 
@@ -140,6 +148,9 @@ class _Emitter:
 
     # -- ops
     def matmul(self, op: MatMulOp) -> None:
+        if _gemv_eligible(op):
+            self.gemv(op)
+            return
         loops_m = op.m > 1
         ind = 2 if loops_m else 1
         if loops_m:
@@ -176,6 +187,66 @@ class _Emitter:
         if loops_m:
             self.emit("}")
 
+    def gemv(self, op: MatMulOp) -> None:
+        """One observation through a dense layer with constant weights: blocked kernels + a plain tail."""
+        k, n = op.k, op.n
+        weights = self.plan.consts[op.b.name]
+        wname = f"{op.b.name}_blocked"
+        self.extra_consts[wname] = (c_kernels.blocked_weights(weights, n, k), self.plan.const_origin[op.b.name])
+        bias = ""
+        if op.bias is not None:
+            if op.bias.scalar is not None:
+                bias = f"{wname}_bias"
+                self.extra_consts[bias] = (np.full(n, op.bias.scalar, np.float32), op.node)
+            else:
+                bias = op.bias.name
+                self.used_consts.add(bias)
+        x, y = self.names[op.a.name], self.out(op)
+        blocks = c_kernels.column_blocks(n)
+        offset = 0  # into the blocked weights
+        for width in c_kernels.BLOCK_WIDTHS:
+            starts = [start for start, w in blocks if w == width]
+            if not starts:
+                continue
+            name = c_kernels.kernel_name(width, k, bool(bias))
+            self.kernels.setdefault(name, c_kernels.kernel_source(width, k, bool(bias)))
+            b_arg = (lambda idx: f"{bias} + {idx}") if bias else (lambda idx: "0")
+            if len(starts) == 1:
+                s0 = starts[0]
+                self.emit(f"{name}({x}, {wname} + {offset}, {b_arg(s0)}, {y} + {s0});")
+            else:
+                first, last = starts[0], starts[-1] + width
+                self.emit(f"for (int n = {first}; n < {last}; n += {width}) {{")
+                self.emit(f"{name}({x}, {wname} + {offset} + (n - {first}) * {k}, {b_arg('n')}, {y} + n);", 2)
+                self.emit("}")
+            offset += len(starts) * width * k
+        done = sum(w for _, w in blocks)
+        if done < n:
+            self.emit(f"for (int n = {done}; n < {n}; ++n) {{")
+            self.emit(f"const float *row = {wname} + {offset} + (n - {done}) * {k};", 2)
+            self.emit(f"float acc = {x}[0] * row[0];", 2)
+            self.emit(f"for (int k = 1; k < {k}; ++k) {{", 2)
+            self.emit(f"acc += {x}[k] * row[k];", 3)
+            self.emit("}", 2)
+            self.emit(f"{y}[n] = {'acc + ' + bias + '[n]' if bias else 'acc'};", 2)
+            self.emit("}")
+
+    def fused(self, op: FusedElementwiseOp) -> None:
+        """A chain of flat elementwise ops in one loop, the value kept in ``v`` between stages."""
+        self.emit(f"for (int i = 0; i < {op.size}; ++i) {{")
+        head_args = [self.ref(o, "i") for o in op.head.inputs]
+        self.emit(f"float v = {self.expression(op.head, head_args)};", 2)
+        for stage, idx in op.stages:
+            args = ["v" if i == idx else self.ref(o, "i") for i, o in enumerate(stage.inputs)]
+            self.emit(f"v = {self.expression(stage, args)};", 2)
+        self.emit(f"{self.out(op)}[i] = v;", 2)
+        self.emit("}")
+
+    def expression(self, op: ElementwiseOp, args: list[str]) -> str:
+        if op.kind == "Tanh":
+            self.uses_tanh = True
+        return _expression(op, args)
+
     def elementwise(self, op: ElementwiseOp) -> None:
         size = int(math.prod(op.shape))
         dense = _dense(op.shape)
@@ -183,7 +254,7 @@ class _Emitter:
         if flat:
             args = [self.ref(o, "i") for o in op.inputs]
             self.emit(f"for (int i = 0; i < {size}; ++i) {{")
-            self.emit(f"{self.out(op)}[i] = {_expression(op, args)};", 2)
+            self.emit(f"{self.out(op)}[i] = {self.expression(op, args)};", 2)
             self.emit("}")
             return
         # broadcasting or transposing a runtime tensor: one nested loop per output dimension longer than 1
@@ -195,7 +266,7 @@ class _Emitter:
             strides = o.strides or dense
             args.append(self.ref(o, _index([(f"i{d}", strides[d]) for d in loop_dims])))
         out_idx = _index([(f"i{d}", dense[d]) for d in loop_dims])
-        self.emit(f"{self.out(op)}[{out_idx}] = {_expression(op, args)};", len(loop_dims) + 1)
+        self.emit(f"{self.out(op)}[{out_idx}] = {self.expression(op, args)};", len(loop_dims) + 1)
         for depth in reversed(range(len(loop_dims))):
             self.emit("}", depth + 1)
 
@@ -227,6 +298,8 @@ class _Emitter:
                 self.matmul(op)
             elif isinstance(op, ElementwiseOp):
                 self.elementwise(op)
+            elif isinstance(op, FusedElementwiseOp):
+                self.fused(op)
             else:
                 self.concat(op)
             self.base = 0
@@ -241,6 +314,21 @@ class _Emitter:
             self.emit("action[i] = obs[i];", 2)
             self.emit("}")
         return self.lines
+
+
+def _gemv_eligible(op: MatMulOp) -> bool:
+    """One row times constant weights stored [n][k], contiguous input, alpha 1: the blocked-kernel case."""
+    return (
+        op.m == 1
+        and op.n >= min(c_kernels.BLOCK_WIDTHS)
+        and op.alpha == 1.0
+        and op.b.is_const
+        and op.b.scalar is None
+        and op.b.strides == (1, op.k)
+        and not op.a.is_const
+        and op.a.strides[1] == 1
+        and (op.bias is None or op.bias.scalar is not None or not op.bias.strides)
+    )
 
 
 def _dense(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -278,7 +366,7 @@ def _expression(op: ElementwiseOp, args: list[str]) -> str:
     if k == "Elu":
         return f"{x} >= 0.0f ? {x} : {c_float(op.params['alpha'])} * (expf({x}) - 1.0f)"
     if k == "Tanh":
-        return f"tanhf({x})"
+        return f"robot_ac_tanhf({x})"
     if k == "Sigmoid":
         return f"1.0f / (1.0f + expf(-{x}))"
     if k == "Clip":
@@ -349,7 +437,8 @@ def header_source(plan: PolicyPlan, contract_lines: list[str], model_sha256: str
 
 
 def c_source(plan: PolicyPlan, model_sha256: str) -> str:
-    """``policy.c``: constants, scratch buffers and the straight-line forward pass."""
+    """``policy.c``: constants, scratch buffers, helper kernels and the straight-line forward pass."""
+    plan = optimize(plan)
     em = _Emitter(plan)
     body = em.body()
     lines = [
@@ -361,16 +450,23 @@ def c_source(plan: PolicyPlan, model_sha256: str) -> str:
         '#include "policy.h"',
         "",
     ]
-    used = _used_consts(plan)
     for name, values in plan.consts.items():
-        if name in used:
+        if name in em.used_consts:
             lines += _const_block(name, values, plan.const_origin[name])
+    for name, (values, origin) in em.extra_consts.items():
+        lines += _const_block(name, values, f"{origin} (blocked for the matrix-vector kernels)")
     if plan.output_const is not None:
         lines += _const_block("output_const", plan.output_const, "graph output")
     if em.buffers:
         lines += ["", "/* scratch activations, reused once dead */"]
     for buf, size in em.buffers.items():
         lines.append(f"static float {buf}[{size}];")
+    if em.kernels:
+        lines += ["", *c_kernels.asm_guard_source()]
+        for kernel in em.kernels.values():
+            lines += ["", *kernel]
+    if em.uses_tanh:
+        lines += ["", *c_kernels.tanh_source()]
     lines += [
         "",
         "void policy_reset(void)",
@@ -385,7 +481,3 @@ def c_source(plan: PolicyPlan, model_sha256: str) -> str:
     lines += body
     lines += ["}", ""]
     return "\n".join(lines)
-
-
-def _used_consts(plan: PolicyPlan) -> set[str]:
-    return {o.name for op in plan.ops for o in _op_inputs(op) if o.is_const and o.scalar is None}

@@ -102,10 +102,12 @@ def test_cli_unsupported_op_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_cli_checkpoint_source_not_supported_yet(tmp_path, capsys):
+def test_cli_missing_checkpoint_is_one_line_error(tmp_path, capsys):
     rc = main(["export", str(tmp_path / "run" / "checkpoint.pt"), "--onnx", str(tmp_path / "p.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert "not supported yet" in capsys.readouterr().err
+    assert len(err) == 1 and "checkpoint.pt: no such file or run folder" in err[0]
+    assert not (tmp_path / "p.onnx").exists()
 
 
 def test_cli_needs_an_output(small_onnx, capsys):
