@@ -72,8 +72,12 @@ class EmulatedDevice:
     The process writes into a log file rather than a pipe, so nobody has to keep reading it for it to run.
     """
 
-    def __init__(self, bundle_path: str | Path, target: str, start_timeout_s: float = 15.0) -> None:
-        self.bundle_path = Path(bundle_path)
+    def __init__(self, bundle_path: str | Path | None, target: str, start_timeout_s: float = 15.0,
+                 binary: str | Path | None = None) -> None:
+        if bundle_path is None and binary is None:
+            raise ValueError("EmulatedDevice needs a bundle to build or a prebuilt firmware binary")
+        self.bundle_path = Path(bundle_path) if bundle_path is not None else None
+        self.binary = Path(binary) if binary is not None else None
         self.target = target
         self.start_timeout_s = start_timeout_s
         self.port: str | None = None
@@ -88,7 +92,7 @@ class EmulatedDevice:
     def __enter__(self) -> EmulatedDevice:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"robot_ac_hil_{self.target}_")
         try:
-            binary = build_firmware(self.bundle_path, self.target, self._tmp.name)
+            binary = self.binary or build_firmware(self.bundle_path, self.target, self._tmp.name)
             self._start(binary, Path(self._tmp.name) / "device.log")
         except BaseException:
             self.close()
