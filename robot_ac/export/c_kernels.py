@@ -25,7 +25,7 @@ ASM_GUARD = "ROBOT_AC_VFP_ASM"
 # degree 13/6, the same form as Eigen's and onnxruntime's (MLAS) float tanh. Coefficients are our own
 # minimax fit (linear-programming differential correction, float64, then rounded to float32). Max abs
 # error of the float32 evaluation vs. double tanh: 3.3e-7 (onnxruntime's own Tanh: 3.25e-7, measured the
-# same way); checked over a dense grid by tests/policy/test_c_kernels.py.
+# same way); checked over a dense grid by tests/export/test_c_kernels.py.
 TANH_CLAMP = 9.0
 TANH_P = (
     1.0, 0.13058407604694366, 0.003075716085731983, 1.087101009034086e-05,

@@ -73,7 +73,7 @@ class SafetyFilter:
     def _check_quadrotor(self, s: QuadrotorState) -> str | None:
         for name in ("position", "linear_velocity", "angular_velocity", "quaternion_wxyz", "rotation"):
             value = getattr(s, name)
-            if value is not None and not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            if value is not None and not _finite(value):
                 return f"state {name} not finite: {np.asarray(value).tolist()}"
         lim = self.limits
         if self._cos_tilt is not None:
@@ -91,7 +91,7 @@ class SafetyFilter:
     def _check_joints(self, s: JointState) -> str | None:
         for name in ("position", "velocity", "imu_quaternion_wxyz", "imu_angular_velocity"):
             value = getattr(s, name)
-            if value is not None and not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            if value is not None and not _finite(value):
                 return f"state {name} not finite: {np.asarray(value).tolist()}"
         lim = self.limits
         if lim.joint_position_min is not None and (s.position < lim.joint_position_min).any():
@@ -118,6 +118,14 @@ class Watchdog:
         if age > self.max_age_s:
             return f"state stale: {age * 1e3:.1f} ms old > {self.max_age_s * 1e3:.1f} ms"
         return None
+
+
+def _finite(value) -> bool:
+    """All finite, via one sum (a NaN or inf in any entry makes the sum non-finite; so would 1e308 values)."""
+    try:
+        return math.isfinite(float(np.sum(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _fmt(v) -> str:

@@ -6,6 +6,7 @@ knows the contract's layout, so the frame conventions are checked in one place.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,15 @@ class QuadrotorState:
             return r
         if self.quaternion_wxyz is None:
             raise StateError("quadrotor state has neither quaternion_wxyz nor rotation")
-        return quat_to_rotmat(np.asarray(self.quaternion_wxyz, dtype=np.float64), out)
+        key = tuple(float(v) for v in self.quaternion_wxyz)
+        cached = self.__dict__.get("_rot_cache")
+        if cached is None or cached[0] != key:  # the safety check and the observation builder both need R
+            cached = (key, quat_to_rotmat(np.asarray(key), None))
+            self.__dict__["_rot_cache"] = cached
+        if out is not None:
+            out[:] = cached[1]
+            return out
+        return cached[1]
 
 
 @dataclass
@@ -57,10 +66,11 @@ class JointState:
 
 def quat_to_rotmat(q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Same formula as robot_ac.sim.quadrotor.dynamics.quat_to_rotmat, on a normalized quaternion."""
-    n = float(np.sqrt(q @ q))
-    if not np.isfinite(n) or n < 1e-9:
-        raise StateError(f"quaternion {q.tolist()} cannot be normalized")
-    w, x, y, z = q / n
+    w, x, y, z = (float(v) for v in q)  # Python floats: ~5x faster than numpy scalars for 4 numbers
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    if not math.isfinite(n) or n < 1e-9:
+        raise StateError(f"quaternion {list(q)} cannot be normalized")
+    w, x, y, z = w / n, x / n, y / n, z / n
     r = out if out is not None else np.empty((3, 3))
     r[0, 0], r[0, 1], r[0, 2] = 1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)
     r[1, 0], r[1, 1], r[1, 2] = 2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)

@@ -104,17 +104,22 @@ def robot_kind(robot: str) -> str:
     return kind
 
 
-def create_backend(engine: str, options: BackendOptions) -> Backend:
-    """The backend for ``options.robot`` in ``engine``, or a one-line ``Sim2SimError`` saying what is missing."""
-    kind = robot_kind(options.robot)
+def backend_target(engine: str, robot: str) -> str:
+    """"module:Class" of the backend for ``robot`` in ``engine``, or a one-line ``Sim2SimError`` saying why not."""
+    kind = robot_kind(robot)
     target = _REGISTRY.get((engine, kind))
     if target is None:
         kinds = sorted(k for e, k in _REGISTRY if e == engine)
         if not kinds:
             raise Sim2SimError(f"unknown engine {engine!r}; available: {', '.join(engines())}")
-        raise Sim2SimError(f"robot {options.robot!r} is of kind {kind!r}, which has no {engine} backend "
+        raise Sim2SimError(f"robot {robot!r} is of kind {kind!r}, which has no {engine} backend "
                            f"(backends exist for: {', '.join(kinds)})")
-    module_name, cls_name = target.split(":")
+    return target
+
+
+def create_backend(engine: str, options: BackendOptions) -> Backend:
+    """The backend for ``options.robot`` in ``engine``; a missing backend or engine package is a ``Sim2SimError``."""
+    module_name, cls_name = backend_target(engine, options.robot).split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from robot_ac.policy.bundle import Bundle, load_bundle
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
 from robot_ac.sim.task_config import TaskConfig, load_task
-from robot_ac.sim2sim.backend import REFERENCE_ENGINE, Backend, BackendOptions, create_backend, robot_kind
+from robot_ac.sim2sim.backend import REFERENCE_ENGINE, Backend, BackendOptions, backend_target, create_backend
 from robot_ac.sim2sim.controller import Controller, make_controller
 from robot_ac.sim2sim.effects import EffectSettings
 from robot_ac.sim2sim.state import QuadrotorState
@@ -110,7 +110,8 @@ def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes:
     """Fly ``episodes`` start states in the training simulator and in ``engine`` once per entry of ``effects``."""
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     robot = str(bundle.contract["robot"])
-    robot_kind(robot)  # a missing robot file fails here, before any engine starts
+    for name in (REFERENCE_ENGINE, engine):  # a missing robot file or backend fails before anything else loads
+        backend_target(name, robot)
     variants = effects or [EffectSettings()]
     task = load_task(bundle.contract["task"])
     steps = task.episode_steps if seconds is None else max(1, round(seconds * task.control_rate_hz))
