@@ -18,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("task", help="task id, e.g. quadrotor-hover (sim/tasks/<task>.yaml)")
     p.add_argument("--algo", choices=ALGORITHMS, default="ppo", help="learner (default ppo)")
     p.add_argument("--config", help="agent YAML to use instead of sim/agents/<task>_<algo>.yaml")
+    p.add_argument("--robot", help="robot file to train on (sim/robots/<name>.yaml or a path), e.g. a calibrated one")
     p.add_argument("--num-envs", type=int, help="parallel environments")
     p.add_argument("--seed", type=int, help="random seed (environment, networks, noise)")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                 args.task, args.algo, args.config, seed=args.seed, device=args.device,
                 until_success=args.until_success, max_seconds=args.max_seconds, max_env_steps=args.max_env_steps,
                 eval_every_seconds=args.eval_every_seconds, threads=args.threads, num_envs=args.num_envs,
-                checkpoint_every_seconds=args.checkpoint_every_seconds)
+                checkpoint_every_seconds=args.checkpoint_every_seconds, robot=args.robot)
             out = args.out or f"runs/{cfg.task}-{cfg.algo}-s{cfg.seed}"
             trainer = Trainer(cfg, out, show_progress=not args.quiet)
         result = trainer.train()

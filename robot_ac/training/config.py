@@ -19,6 +19,7 @@ class TrainConfig:
     """One training run. Every field can be set in the agent YAML; the CLI overrides the common ones."""
 
     task: str = "quadrotor-hover"
+    robot: str = bounded("", doc="robot file (sim/robots/<name>.yaml or a path); empty uses the task's robot")
     algo: str = "ppo"
     seed: int = 0
     device: str = "cpu"

@@ -140,7 +140,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
         self.env = QuadrotorEnv(cfg.task, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
-                                curriculum_every_steps=cfg.curriculum_every_steps or None, compile=cfg.compile_env)
+                                robot=cfg.robot or None, curriculum_every_steps=cfg.curriculum_every_steps or None,
+                                compile=cfg.compile_env)
         self.stats = _EpisodeStats(cfg.num_envs, self.device)
         adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
         self.adapter = adapter(cfg, self.env, self.stats)
@@ -223,7 +224,7 @@ class Trainer:
         """The success criterion on a fixed set of evaluation episodes (same seed every time)."""
         if self._eval_env is None:
             self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=self.cfg.eval_episodes, device=self.device,
-                                          seed=10_000 + self.cfg.seed, curriculum=False)
+                                          seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None)
         actor = self.adapter.actor
         with torch.no_grad():
             return evaluate_policy(actor.act, episodes=self.cfg.eval_episodes, env=self._eval_env,
