@@ -633,6 +633,8 @@ def load_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     path = Path(source)
     if not path.is_file():
         raise ExportError(f"ONNX file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path}: file is empty (an interrupted copy?)")
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)

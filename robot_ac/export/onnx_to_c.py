@@ -44,8 +44,10 @@ def _model_bytes_sha256(model: onnx.ModelProto) -> str:
 
 def generate_c(model: onnx.ModelProto | str | Path, contract: dict | str | Path | None = None) -> CExport:
     """Build the C sources in memory; raises UnsupportedOnnxError / ExportError before anything is written."""
+    where = str(model) if isinstance(model, str | Path) else "<in-memory model>"
     model = load_model(model)
     if contract is None:
+        _check_bundle(model, where)
         contract_dict = contract_from_model(model)
     elif isinstance(contract, dict):
         contract_dict = contract
@@ -56,6 +58,22 @@ def generate_c(model: onnx.ModelProto | str | Path, contract: dict | str | Path 
     header = header_source(plan, contract_macros(contract_dict, plan.n_obs, plan.n_act), sha)
     source = c_source(plan, sha)
     return CExport(plan, contract_dict, header, source, {})
+
+
+def _check_bundle(model: onnx.ModelProto, where: str) -> None:
+    """A robot_ac bundle (contract in the metadata) must pass the same checks as ``load_bundle``.
+
+    Foreign ONNX files (no contract metadata) and explicit ``--contract`` files are checked by the contract
+    reader instead; this catches, e.g., an unknown contract version before any C is written.
+    """
+    from robot_ac.policy.bundle import METADATA_KEY, BundleError, validate_model
+
+    if not any(p.key == METADATA_KEY for p in model.metadata_props):
+        return
+    try:
+        validate_model(model, where)
+    except BundleError as err:
+        raise ExportError(str(err)) from err
 
 
 def _write_all_atomic(files: dict[Path, str]) -> None:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def export_bundle(actor: nn.Module, contract: dict, path: str | Path, training_c
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript; silence the notice
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(wrapper, (torch.zeros(1, n_obs),), str(raw), input_names=["obs"],
                               output_names=["action"], dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}},
                               opset_version=17, dynamo=False)
@@ -111,6 +114,8 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"{path}: no such policy bundle")
+    if path.stat().st_size == 0:
+        raise BundleError(f"{path}: file is empty (an interrupted copy?)")
     try:
         model = onnx.load(str(path))
     except Exception as err:  # onnx raises DecodeError and others
