@@ -210,12 +210,18 @@ class Trainer:
             bar.close()
         self.save_checkpoint()
         succeeded = bool(self.last_eval and self.last_eval.succeeded)
+        exported = "last"
+        if not succeeded and self.last_eval and self.best_success > self.last_eval.success_rate:
+            # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to.
+            self.adapter.actor.load_state_dict(torch.load(self.out_dir / "best_actor.pt", weights_only=True))
+            exported = f"best evaluation (success {self.best_success:.1%})"
         bundle = self.export(self.out_dir / "policy.onnx")
         self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
         summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,
                    "env_steps": self.env.total_env_steps, "interrupted": interrupted,
                    "last_eval": self.last_eval.to_dict() if self.last_eval else None,
-                   "bundle": str(bundle) if bundle else None}
+                   "bundle": str(bundle) if bundle else None, "exported_actor": exported,
+                   "best_success_rate": self.best_success}
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir)
