@@ -170,7 +170,7 @@ class OffPolicy:
 
     @torch.no_grad()
     def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Exploration action; uniform random before the actor warm-up ends, as in Learning to Fly."""
+        """Exploration action: the actor plus Gaussian (or Symphony's bounded) noise; SAC samples its policy."""
         self.actor.normalizer.update(obs["policy"])
         self.critics[0].normalizer.update(obs["critic"])
         n = obs["policy"].shape[0]
