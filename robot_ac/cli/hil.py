@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episode-s", type=float, default=5.0, help="episode length in seconds (default 5)")
     p.add_argument("--rate", type=float, default=None,
                    help="STATE frames per second (default: the policy's control rate, i.e. real time)")
+    p.add_argument("--lockstep", action="store_true",
+                   help="no wall-clock pacing: each STATE waits for its ACTION (functional check, not timing)")
     p.add_argument("--link-timeout-ms", type=float, default=200.0,
                    help="stop when no ACTION arrives for this long (default 200, the device watchdog)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start states and randomization")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.bundle)
         config = HilConfig(episodes=args.episodes, episode_s=args.episode_s, rate_hz=args.rate,
                            link_timeout_s=args.link_timeout_ms / 1e3, seed=args.seed,
-                           compare_onnx=not args.no_compare, compile_sim=args.compile,
+                           compare_onnx=not args.no_compare, compile_sim=args.compile, realtime=not args.lockstep,
                            target=args.emulate or "device")
         if args.emulate:
             with EmulatedDevice(bundle.path, args.emulate) as device:

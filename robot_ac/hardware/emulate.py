@@ -34,8 +34,11 @@ def _require(tools: list[str], target: str) -> None:
         raise EmulationError(f"cannot emulate '{target}': {', '.join(missing)} not installed{hint}")
 
 
-def build_firmware(bundle_path: str | Path, target: str, work_dir: str | Path) -> Path:
-    """Export ``bundle_path`` to C under ``work_dir/policy`` and build the firmware; returns the binary."""
+def build_firmware(bundle_path: str | Path, target: str, work_dir: str | Path, watchdog_ms: int | None = None) -> Path:
+    """Export ``bundle_path`` to C under ``work_dir/policy`` and build the firmware; returns the binary.
+
+    ``watchdog_ms`` overrides the device's 200 ms STATE watchdog (tests on a shared machine only).
+    """
     from robot_ac.export.onnx_graph import ExportError
     from robot_ac.export.onnx_to_c import export_onnx_to_c
 
@@ -49,6 +52,9 @@ def build_firmware(bundle_path: str | Path, target: str, work_dir: str | Path) -
         raise EmulationError(f"cannot export {bundle_path} to C: {err}") from err
     build = work / f"build_{target}"
     cmd = ["make", "-C", str(FIRMWARE_DIR), target, f"POLICY_DIR={work / 'policy'}", f"BUILD_DIR={build}"]
+    if watchdog_ms is not None:
+        compiler = "CC=cc" if target == "host" else "ARM_CC=arm-none-eabi-gcc"
+        cmd.append(f"{compiler} -DWATCHDOG_US={int(watchdog_ms) * 1000}u")
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired as err:
@@ -73,12 +79,13 @@ class EmulatedDevice:
     """
 
     def __init__(self, bundle_path: str | Path | None, target: str, start_timeout_s: float = 15.0,
-                 binary: str | Path | None = None) -> None:
+                 binary: str | Path | None = None, watchdog_ms: int | None = None) -> None:
         if bundle_path is None and binary is None:
             raise ValueError("EmulatedDevice needs a bundle to build or a prebuilt firmware binary")
         self.bundle_path = Path(bundle_path) if bundle_path is not None else None
         self.binary = Path(binary) if binary is not None else None
         self.target = target
+        self.watchdog_ms = watchdog_ms
         self.start_timeout_s = start_timeout_s
         self.port: str | None = None
         self.process: subprocess.Popen | None = None
@@ -92,7 +99,8 @@ class EmulatedDevice:
     def __enter__(self) -> EmulatedDevice:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"robot_ac_hil_{self.target}_")
         try:
-            binary = self.binary or build_firmware(self.bundle_path, self.target, self._tmp.name)
+            binary = self.binary or build_firmware(self.bundle_path, self.target, self._tmp.name,
+                                                        self.watchdog_ms)
             self._start(binary, Path(self._tmp.name) / "device.log")
         except BaseException:
             self.close()

@@ -46,6 +46,10 @@ class HilConfig:
     compare_onnx: bool = True  # run onnxruntime on every STATE and compare with the device's action
     atol: float = 1e-5
     compile_sim: bool = False  # torch.compile the simulator step (fast enough for 500 Hz; ~20 s start-up)
+    # Lockstep: no wall-clock pacing; each STATE waits up to reply_timeout_s for its ACTION. Same frames, same
+    # firmware, but the result does not depend on how busy the host is (functional checks on a shared machine).
+    realtime: bool = True
+    reply_timeout_s: float = 0.25  # lockstep only; in real time the reply window is one period
     target: str = "device"
 
 
@@ -186,10 +190,14 @@ class HilRun:
         self.initial_action = np.asarray(contract.get("initial_action", self.env.hover_action), np.float32)
         self.initial_action = np.broadcast_to(self.initial_action, (bundle.action_size,)).copy()
         self.report = HilReport(
-            status=R.COMPLETED, reason="all episodes ran", port=link.port, target=config.target, rate_hz=self.rate,
+            status=R.COMPLETED, reason="all episodes ran", port=link.port, target=config.target,
+            mode="realtime" if config.realtime else "lockstep", rate_hz=self.rate if config.realtime else 0.0,
             control_rate_hz=self.control_rate, episodes_requested=config.episodes, episode_s=config.episode_s,
             action_atol=config.atol)
-        self._last_reply = 0.0
+        # Time spent waiting for ACTIONs since the last one came: a host that was itself descheduled between
+        # cycles (this machine is shared) must not blame the device for its own stall.
+        self._waited = 0.0
+        self._in_exchange = False
         self._max_diff = 0.0 if self.session is not None else None
         self._t_start = 0.0
 
@@ -234,8 +242,10 @@ class HilRun:
         steps = max(1, round(cfg.episode_s * self.control_rate))
         window = max(1, round(cfg.settle_window_s * self.control_rate))
         try:  # disarm + arm: the device calls policy_reset(), so recurrent policies start fresh
-            set_armed(self.link, False, 0, seen=self._seen)
-            set_armed(self.link, True, int(round(self.rate)), seen=self._seen)
+            # QEMU on a busy host can take far longer than a real board to answer: allow the link timeout.
+            wait = max(0.5, cfg.link_timeout_s)
+            set_armed(self.link, False, 0, timeout_s=wait, seen=self._seen)
+            set_armed(self.link, True, int(round(self.rate)), timeout_s=wait, seen=self._seen)
         except HilError as err:
             raise _Stop(R.DEVICE_TIMEOUT, str(err)) from err
         except LinkError as err:
@@ -243,19 +253,23 @@ class HilRun:
         held = self.initial_action.copy()
         error_sum, alive, step, k = 0.0, True, 0, 0
         t0 = time.perf_counter()
-        self._last_reply = t0
+        self._waited = 0.0
         while step < steps:
             deadline = t0 + k * self.period
             now = time.perf_counter()
-            if now < deadline:
-                _sleep_until(deadline)
-            elif now >= deadline + self.period:  # the host fell behind by whole periods: skip them, do not burst
-                skipped = int((now - deadline) / self.period)
-                rep.host_overruns += skipped
-                rep.missed_cycles += skipped
-                k += skipped
-                deadline = t0 + k * self.period
-            action, latency = self._exchange(obs, deadline, deadline + self.period, k)
+            if not cfg.realtime:
+                deadline, cycle_end = now, now + cfg.reply_timeout_s
+            else:
+                if now < deadline:
+                    _sleep_until(deadline)
+                elif now >= deadline + self.period:  # the host fell behind by whole periods: skip them, no burst
+                    skipped = int((now - deadline) / self.period)
+                    rep.host_overruns += skipped
+                    rep.missed_cycles += skipped
+                    k += skipped
+                    deadline = t0 + k * self.period
+                cycle_end = deadline + self.period
+            action, latency = self._exchange(obs, deadline, cycle_end, k)
             onnx = self._reference(obs) if action is not None else None
             if onnx is not None:  # the device answered exactly this observation: compare before clamping
                 self._max_diff = max(self._max_diff, float(np.max(np.abs(action - onnx))))
@@ -294,6 +308,14 @@ class HilRun:
             seq = self.link.send(state, mutate=inject.mutate if inject else None)
         except LinkError as err:
             raise self._link_lost(err) from err
+        self._in_exchange = True
+        try:
+            return self._await_action(seq, t_send, cycle_end)
+        finally:
+            self._in_exchange = False
+
+    def _await_action(self, seq: int, t_send: float, cycle_end: float) -> tuple[np.ndarray | None, float | None]:
+        rep = self.report
         while (left := cycle_end - time.perf_counter()) > 0:
             msg = self.link.receive(left)
             if msg is None:
@@ -309,9 +331,10 @@ class HilRun:
                 rep.answered += 1
                 rep.latencies_s.append(t_reply - t_send)
                 rep.compute_us.append(msg.compute_us)
-                self._last_reply = t_reply
+                self._waited = 0.0
                 return self._device_action(msg), t_reply - t_send
         rep.missed_cycles += 1
+        self._waited += time.perf_counter() - t_send
         self._check_alive()
         return None, None
 
@@ -344,12 +367,11 @@ class HilRun:
                                         "it commands its safe action")
 
     def _check_alive(self) -> None:
-        silent = time.perf_counter() - self._last_reply
         if not self.link.is_open and not os.path.exists(self.link.port):
             raise _Stop(R.PORT_VANISHED, f"serial port {self.link.port} vanished (device unplugged or crashed)")
-        if silent > self.config.link_timeout_s:
-            raise _Stop(R.DEVICE_TIMEOUT, f"device stopped answering: no ACTION for {silent * 1e3:.0f} ms "
-                                          f"(limit {self.config.link_timeout_s * 1e3:.0f} ms)")
+        if self._waited > self.config.link_timeout_s:
+            raise _Stop(R.DEVICE_TIMEOUT, f"device stopped answering: no ACTION in {self._waited * 1e3:.0f} ms of "
+                                          f"waiting (limit {self.config.link_timeout_s * 1e3:.0f} ms)")
 
     def _link_lost(self, err: LinkError) -> _Stop:
         if not os.path.exists(self.link.port):
@@ -357,9 +379,15 @@ class HilRun:
         return _Stop(R.PORT_VANISHED, str(err))
 
     def _seen(self, msg: Message) -> None:
-        """Count every decoded frame by type, so the report adds up to the link's ``frames_ok``."""
+        """Count every decoded frame by type, so the report adds up to the link's ``frames_ok``.
+
+        An ACTION seen outside a cycle's exchange (while arming, or drained at the end) answered a cycle that
+        already ended: it is a late reply like those discarded inside the exchange.
+        """
         name = type(msg).__name__.upper()
         self.report.received[name] = self.report.received.get(name, 0) + 1
+        if isinstance(msg, Action) and not self._in_exchange:
+            self.report.late_replies += 1
 
     def _warm_up(self) -> None:
         """First calls into torch and onnxruntime are slow; make them before the clock starts."""

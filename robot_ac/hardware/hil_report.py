@@ -37,7 +37,8 @@ class HilReport:
     reason: str
     port: str
     target: str  # "host", "qemu" or "device"
-    rate_hz: float  # STATE frames per wall-clock second
+    mode: str  # "realtime" (absolute deadlines at rate_hz) or "lockstep" (each STATE waits for its ACTION)
+    rate_hz: float  # STATE frames per wall-clock second; 0 in lockstep
     control_rate_hz: float  # the policy's control rate: simulated seconds advance 1/control_rate per cycle
     episodes_requested: int
     episode_s: float
@@ -99,7 +100,7 @@ class HilReport:
             latency_ms=self.latency_ms(),
             send_lag_ms=_stats_ms(self.send_lag_s),
             device_compute_us={"p50": float(np.median(compute)), "max": float(compute.max())} if compute.size else {},
-            realtime_factor=self.rate_hz / self.control_rate_hz,
+            realtime_factor=self.rate_hz / self.control_rate_hz if self.mode == "realtime" else None,
         )
         return _finite_json(data)
 
@@ -110,7 +111,8 @@ class HilReport:
         rows = [
             ("status", f"{self.status}: {self.reason}"),
             ("device", f"{self.target} on {self.port}"),
-            ("rate", f"{self.rate_hz:g} Hz (policy control rate {self.control_rate_hz:g} Hz)"),
+            ("rate", f"{self.rate_hz:g} Hz (policy control rate {self.control_rate_hz:g} Hz)" if self.mode == "realtime"
+             else f"lockstep (no wall-clock pacing; policy control rate {self.control_rate_hz:g} Hz)"),
             ("episodes", f"{len(self.episodes)}/{self.episodes_requested} of {self.episode_s:g} s"),
             ("closed-loop success", f"{self.success_rate:.1%} ({'PASS' if self.succeeded else 'FAIL'}, need 95%)"),
             ("survived", f"{sum(e.survived for e in self.episodes)}/{len(self.episodes)}"),
