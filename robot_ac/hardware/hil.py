@@ -49,6 +49,8 @@ class HilConfig:
     # Lockstep: no wall-clock pacing; each STATE waits up to reply_timeout_s for its ACTION. Same frames, same
     # firmware, but the result does not depend on how busy the host is (functional checks on a shared machine).
     realtime: bool = True
+    duration_s: float | None = None  # run episodes back to back for this long instead (benchmarks); a cut-off
+    #                                  episode is not scored
     reply_timeout_s: float = 0.25  # lockstep only; in real time the reply window is one period
     target: str = "device"
 
@@ -210,10 +212,18 @@ class HilRun:
         try:
             self._warm_up()
             handshake(self.link, self.config.handshake_timeout_s, self._seen)
+            self._t_start = time.perf_counter()  # the run's clock starts after warm-up (and compilation)
             obs = self.env.reset(seed=self.config.seed)["policy"][0].numpy()
-            for episode in range(self.config.episodes):
-                rep.episodes.append(self._episode(episode, obs))
+            episode = 0
+            while self._more_episodes(episode):
+                result = self._episode(episode, obs)
+                if result is not None:
+                    rep.episodes.append(result)
                 obs = self.env.reset()["policy"][0].numpy()
+                episode += 1
+            if self.config.duration_s is not None:
+                rep.reason = f"ran {self.config.duration_s:g} s ({len(rep.episodes)} whole episodes)"
+                rep.episodes_requested = len(rep.episodes)
         except _Stop as stop:
             rep.status, rep.reason = stop.status, stop.reason
             disarm = stop.status not in (R.HOST_STOPPED, R.PORT_VANISHED)
@@ -231,13 +241,21 @@ class HilRun:
         rep.link = vars(self.link.counters).copy()
         return rep
 
+    def _more_episodes(self, episode: int) -> bool:
+        if self.config.duration_s is None:
+            return episode < self.config.episodes
+        return not self._out_of_time()
+
+    def _out_of_time(self) -> bool:
+        return self.config.duration_s is not None and time.perf_counter() - self._t_start >= self.config.duration_s
+
     def _disarm_quietly(self) -> None:
         # Best effort: a device that is gone or faulted is disarmed already or cannot be reached.
         with contextlib.suppress(HilError, LinkError):
             set_armed(self.link, False, 0, timeout_s=0.3, seen=self._seen)
 
     # --- one episode
-    def _episode(self, episode: int, obs: np.ndarray) -> EpisodeResult:
+    def _episode(self, episode: int, obs: np.ndarray) -> EpisodeResult | None:
         cfg, rep = self.config, self.report
         steps = max(1, round(cfg.episode_s * self.control_rate))
         window = max(1, round(cfg.settle_window_s * self.control_rate))
@@ -255,6 +273,8 @@ class HilRun:
         t0 = time.perf_counter()
         self._waited = 0.0
         while step < steps:
+            if self._out_of_time():
+                return None
             deadline = t0 + k * self.period
             now = time.perf_counter()
             if not cfg.realtime:

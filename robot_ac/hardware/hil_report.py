@@ -81,8 +81,13 @@ class HilReport:
         return self.action_max_abs_diff <= self.action_atol
 
     @property
+    def scheduled_cycles(self) -> int:
+        """Deadlines that passed: cycles run plus those the host skipped while it was behind."""
+        return self.cycles + self.host_overruns
+
+    @property
     def missed_fraction(self) -> float:
-        return self.missed_cycles / self.cycles if self.cycles else 0.0
+        return self.missed_cycles / self.scheduled_cycles if self.scheduled_cycles else 0.0
 
     def latency_ms(self) -> dict[str, float]:
         return _stats_ms(self.latencies_s)
@@ -97,6 +102,7 @@ class HilReport:
             succeeded=self.succeeded,
             actions_match=self.actions_match,
             missed_fraction=self.missed_fraction,
+            scheduled_cycles=self.scheduled_cycles,
             latency_ms=self.latency_ms(),
             send_lag_ms=_stats_ms(self.send_lag_s),
             device_compute_us={"p50": float(np.median(compute)), "max": float(compute.max())} if compute.size else {},
@@ -119,7 +125,7 @@ class HilReport:
             ("settle error median", f"{np.median(settle) * 100:.2f} cm" if settle else "-"),
             ("round trip p50 / p99 / max", _fmt_triple(lat)),
             ("STATE send lag p50 / p99 / max", _fmt_triple(lag)),
-            ("cycles / answered", f"{self.cycles} / {self.answered}"),
+            ("cycles / answered", f"{self.cycles} / {self.answered} (deadlines {self.scheduled_cycles})"),
             ("missed cycles", f"{self.missed_cycles} ({self.missed_fraction:.3%}), host overruns {self.host_overruns}"),
             ("late replies", str(self.late_replies)),
         ]
