@@ -110,7 +110,7 @@ def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes:
     """Fly ``episodes`` start states in the training simulator and in ``engine`` once per entry of ``effects``."""
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     robot = str(bundle.contract["robot"])
-    for name in (REFERENCE_ENGINE, engine):  # a missing robot file or backend fails before anything else loads
+    for name in (engine, REFERENCE_ENGINE):  # a missing robot file or backend fails before anything else loads
         backend_target(name, robot)
     variants = effects or [EffectSettings()]
     task = load_task(bundle.contract["task"])
