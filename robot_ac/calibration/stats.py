@@ -53,9 +53,9 @@ def linear(design: np.ndarray, y: np.ndarray) -> Fit:
 
 
 def nonlinear(residual_fn: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, bounds=(-np.inf, np.inf),
-              x_scale: np.ndarray | str = "jac") -> Fit:
+              x_scale: np.ndarray | str = "jac", jac: Callable | str = "2-point") -> Fit:
     """Nonlinear least squares (trust region) with covariance s^2 (J^T J)^-1 at the solution."""
-    sol = optimize.least_squares(residual_fn, x0, bounds=bounds, x_scale=x_scale, method="trf",
+    sol = optimize.least_squares(residual_fn, x0, jac=jac, bounds=bounds, x_scale=x_scale, method="trf",
                                  xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
     jac = sol.jac
     dof = len(sol.fun) - len(x0)

@@ -66,7 +66,7 @@ class TrueDrone:
             yaw_torque_coefficient=off(robot.yaw_torque_coefficient),
             rpm_min=robot.rpm_min + 0.05 * robot.rpm_max, rpm_max=robot.rpm_max * (1 - factor),
             motor_time_constants=tuple(tau * (1 + 0.03 * rng.standard_normal(4))),
-            motor_delays_s=tuple(0.004 + 0.002 * rng.random(4)), latency_s=0.012, latency_jitter_s=0.006,
+            motor_delays_s=tuple(0.004 + 0.002 * rng.random(4)), latency_s=0.010, latency_jitter_s=0.006,
             rpm_voltage_sensitivity=0.1 * robot.rpm_max,
             gyro_bias=tuple(rng.uniform(-0.02, 0.02, 3)), accel_bias=tuple(rng.uniform(-0.2, 0.2, 3)),
             gravity=robot.gravity, robot=robot)
