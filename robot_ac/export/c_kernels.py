@@ -164,21 +164,26 @@ def kernel_source(width: int, k: int, bias: bool) -> list[str]:
     ]
     lines += [
         "#else",
-        f"    float acc[{width}];",
-        f"    for (int j = 0; j < {width}; ++j) {{",
-        "        acc[j] = x[0] * w[j];",
-        "    }",
-        f"    for (int k = 1; k < {k}; ++k) {{",
-        "        const float xk = x[k];",
-        f"        for (int j = 0; j < {width}; ++j) {{",
-        f"            acc[j] += xk * w[k * {width} + j];",
-        "        }",
-        "    }",
-        f"    for (int j = 0; j < {width}; ++j) {{",
-        f"        y[j] = acc[j]{' + b[j]' if bias else ''};",
-        "    }",
+        *_portable_body(width, k, bias),
     ]
     if not bias:
         lines.append("    (void)b;")
     lines += ["#endif", "}"]
     return lines
+
+
+def _portable_body(width: int, k: int, bias: bool) -> list[str]:
+    """Plain C99, one named accumulator per column (kept in registers), k ascending: the kernel's order."""
+
+    def rows(indent: str, fmt: str) -> list[str]:
+        return [indent + " ".join(fmt.format(j=j) for j in range(i, min(i + 4, width))) for i in range(0, width, 4)]
+
+    return [
+        *rows("    ", "float a{j} = x[0] * w[{j}];"),
+        f"    for (int k = 1; k < {k}; ++k) {{",
+        "        const float xk = x[k];",
+        f"        const float *wk = w + k * {width};",
+        *rows("        ", "a{j} += xk * wk[{j}];"),
+        "    }",
+        *rows("    ", "y[{j}] = a{j}" + (" + b[{j}];" if bias else ";")),
+    ]

@@ -61,14 +61,15 @@ def generate_c(model: onnx.ModelProto | str | Path, contract: dict | str | Path 
 
 
 def _check_bundle(model: onnx.ModelProto, where: str) -> None:
-    """A robot_ac bundle (contract in the metadata) must pass the same checks as ``load_bundle``.
+    """A robot_ac bundle (producer robot_ac, contract in the metadata) must pass ``load_bundle``'s checks.
 
-    Foreign ONNX files (no contract metadata) and explicit ``--contract`` files are checked by the contract
-    reader instead; this catches, e.g., an unknown contract version before any C is written.
+    Foreign ONNX files, even with a hand-added contract, and explicit ``--contract`` files are checked by the
+    more tolerant contract reader instead; this catches, e.g., an unknown contract version before any C is
+    written.
     """
     from robot_ac.policy.bundle import METADATA_KEY, BundleError, validate_model
 
-    if not any(p.key == METADATA_KEY for p in model.metadata_props):
+    if model.producer_name != "robot_ac" or not any(p.key == METADATA_KEY for p in model.metadata_props):
         return
     try:
         validate_model(model, where)

@@ -283,8 +283,11 @@ void policy_step(const float *obs, float *action) { (void)obs; (void)action; }
 """
 
 
-def build_arm(c_dir: Path, work: Path) -> tuple[Path, dict]:
-    """Cross-compile harness + policy for the Cortex-M4F, plus a stub-policy image to subtract."""
+def build_arm(c_dir: Path, work: Path, policy_cflags: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """Cross-compile harness + policy for the Cortex-M4F, plus a stub-policy image to subtract.
+
+    ``policy_cflags`` go to ``policy.c`` only, e.g. ``-DROBOT_AC_PORTABLE_C`` to measure the plain C path.
+    """
     hw = hardware_dir()
     qemu_dir, verify_dir = hw / "qemu", hw / "verify"
     inc = [f"-I{c_dir}", f"-I{qemu_dir}"]
@@ -298,7 +301,8 @@ def build_arm(c_dir: Path, work: Path) -> tuple[Path, dict]:
         _run(["arm-none-eabi-gcc", *ARM_CFLAGS, *inc, "-c", str(src), "-o", str(objs[name])], work, f"{name} build")
     policy_o = work / "policy.o"
     _run(
-        ["arm-none-eabi-gcc", *ARM_CFLAGS, "-fstack-usage", *inc, "-c", str(c_dir / "policy.c"), "-o", str(policy_o)],
+        ["arm-none-eabi-gcc", *ARM_CFLAGS, *policy_cflags, "-fstack-usage", *inc, "-c", str(c_dir / "policy.c"),
+         "-o", str(policy_o)],
         work, "Cortex-M4 compile of policy.c",
     )  # fmt: skip
     stub_c, stub_o = work / "stub_policy.c", work / "stub_policy.o"

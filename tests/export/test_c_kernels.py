@@ -31,8 +31,8 @@ int main(void)
     double worst = 0.0;
     float worst_x = 0.0f;
     unsigned long n = 0;
-    /* every 7th float from +0 to 16 (beyond the clamp), both signs: ~1.6e8 / 7 points */
-    for (uint32_t b = 0; b <= 0x41800000u; b += 7u) {
+    /* every 29th float from +0 to 16 (beyond the clamp), both signs: ~1.1e7 points */
+    for (uint32_t b = 0; b <= 0x41800000u; b += 29u) {
         for (int s = 0; s < 2; ++s) {
             const float x = s ? -from_bits(b) : from_bits(b);
             const double err = fabs((double)robot_ac_tanhf(x) - tanh((double)x));
@@ -57,7 +57,7 @@ def test_rational_tanh_matches_libm_on_a_dense_grid(tmp_path):
     subprocess.run(["cc", *verify_c.HOST_CFLAGS, str(src), "-o", str(exe), "-lm"], check=True)
     fields = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()
     n, worst, worst_x, big, nbig, nan_ok, neg_zero = fields
-    assert int(n) > 40_000_000
+    assert int(n) > 10_000_000
     # onnxruntime's own float Tanh is off by up to 3.25e-7 from double tanh on [-10, 10]
     assert float(worst) < 4e-7, f"max abs error {worst} at x = {worst_x}"
     assert float(big) == 1.0 and float(nbig) == -1.0
@@ -112,6 +112,11 @@ def test_kernel_shapes_host_and_cortex_m4_bit_identical(widths, bias, tmp_path):
     m4, _ = verify_c.run_qemu(elf, obs, plan.n_act, tmp_path)
     # vmla rounds the product before adding, like the portable C: same operations, same order, same bits
     assert np.array_equal(m4.view(np.uint32), host.view(np.uint32))
+    portable = tmp_path / "portable"
+    portable.mkdir()
+    elf, _ = verify_c.build_arm(out, portable, policy_cflags=("-DROBOT_AC_PORTABLE_C",))
+    m4_portable, _ = verify_c.run_qemu(elf, obs, plan.n_act, portable)
+    assert np.array_equal(m4_portable.view(np.uint32), host.view(np.uint32))
 
 
 def test_clip_chains_merge_and_elementwise_chains_fuse():
