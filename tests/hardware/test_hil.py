@@ -169,12 +169,46 @@ def test_hil_qemu_closed_loop_matches_onnxruntime(bundle_path: Path) -> None:
     assert report.link["frames_ok"] == sum(report.received.values())
 
 
-def test_hil_trained_hover_policy_succeeds_closed_loop(host_binary: Path, tmp_path: Path) -> None:
+def simulated_episodes(bundle, config: HilConfig) -> list[tuple[bool, float]]:
+    """The same episodes as a HIL run (same env, seed and call sequence), with onnxruntime as the controller."""
+    from robot_ac.hardware.hil import make_env
+
+    env, session = make_env(bundle.contract, config), bundle.session()
+    steps, window = round(config.episode_s * 100), round(config.settle_window_s * 100)
+    obs = env.reset(seed=config.seed)["policy"]
+    out = []
+    for _ in range(config.episodes):
+        err_sum, alive = 0.0, True
+        for step in range(steps):
+            action = torch.from_numpy(session.run(["action"], {"obs": obs.numpy()})[0]).clamp(-1, 1)
+            result = env.step(action)
+            if step >= steps - window:
+                err_sum += float(result.info["position_error"][0])
+            obs = result.observations["policy"]
+            if bool(result.terminated[0]):
+                alive = False
+                break
+        settle = err_sum / window if alive else float("inf")
+        out.append((alive, settle))
+        obs = env.reset()["policy"]
+    return out
+
+
+def test_hil_trained_hover_policy_scores_as_in_simulation(tmp_path: Path) -> None:
+    """The shipped hover policy on the device, closed loop, scored by the simulation criterion: the same episodes
+    flown in pure simulation with onnxruntime give the same outcome. (Its own evaluation, policies/crazyflie_hover/
+    eval.json, is 54% success: below the 95% criterion, so HIL reports FAIL as simulation does.)"""
     if not TRAINED.exists():
         pytest.skip(f"no trained hover policy at {TRAINED.relative_to(REPO)} (written by the training run)")
     binary = build_firmware(TRAINED, "host", tmp_path, watchdog_ms=RELAXED_MS)
-    config = HilConfig(episodes=2, episode_s=5.0, target="host", link_timeout_s=3.0)
+    config = HilConfig(episodes=2, episode_s=5.0, target="host", realtime=False, reply_timeout_s=2.0,
+                       link_timeout_s=3.0, seed=7)
     report = run_with_retries(TRAINED, binary, "host", config)
     assert report.status == "completed", report.reason
-    assert report.actions_match
-    assert report.success_rate == 1.0, [vars(e) for e in report.episodes]
+    assert report.answered == report.cycles and report.actions_match
+    reference = simulated_episodes(load_bundle(TRAINED), config)
+    for hil, (alive, settle) in zip(report.episodes, reference, strict=True):
+        assert hil.survived == alive
+        if alive:
+            assert abs(hil.settle_error_m - settle) < 2e-3, (hil.settle_error_m, settle)
+    print(f"HIL episodes {[vars(e) for e in report.episodes]}; simulation {reference}")
