@@ -32,10 +32,10 @@ class ContractController:
     every command leaves clipped to the contract's action limits.
     """
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, session=None) -> None:
         contract = bundle.contract
         self.contract = contract
-        self.session = bundle.session(threads=1)
+        self.session = session if session is not None else bundle.session(threads=1)
         fields = contract["observation"]["fields"]
         history = contract.get("action_history", {})
         self.history_length = int(history.get("length", 0))
@@ -100,6 +100,9 @@ class ContractController:
         return action
 
 
-def make_controller(bundle: Bundle) -> Controller:
-    """The controller for ``bundle``; the deployment ``PolicyController`` replaces the stand-in here."""
-    return ContractController(bundle)
+def make_controller(bundle: Bundle, session=None) -> Controller:
+    """The controller for ``bundle`` (``session``: an onnxruntime session to share between robots of one batch).
+
+    The deployment ``PolicyController`` replaces the stand-in here once it lands.
+    """
+    return ContractController(bundle, session)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from robot_ac.policy.bundle import Bundle, load_bundle
@@ -22,6 +23,7 @@ from robot_ac.sim2sim.backend import REFERENCE_ENGINE, Backend, BackendOptions, 
 from robot_ac.sim2sim.controller import Controller, make_controller
 from robot_ac.sim2sim.effects import EffectSettings
 from robot_ac.sim2sim.state import QuadrotorState
+from robot_ac.sim2sim.training_backend import unbounded_env
 
 
 @dataclass
@@ -104,6 +106,48 @@ def fly_episode(backend: Backend, controller: Controller, start: QuadrotorState,
     return Episode(start, np.asarray(times), np.asarray(positions), np.asarray(actions), np.asarray(rpms), reason)
 
 
+def fly_training_batch(options: BackendOptions, bundle: Bundle, starts: list[QuadrotorState], steps: int,
+                       target: np.ndarray, bar: tqdm | None = None) -> EngineRun:
+    """The reference run: every start state at once in the batched training simulator, one controller per robot.
+
+    Same episode rule and records as ``fly_episode``; batching only saves the simulator's per-call overhead.
+    """
+    env = unbounded_env(options, len(starts))
+    env.reset()
+    env.state[:] = torch.as_tensor(np.stack([s.as_vector() for s in starts]), dtype=torch.float32)
+    env.history[:] = env.hover_action
+    session = bundle.session(threads=1)
+    controllers = [make_controller(bundle, session) for _ in starts]
+    n, rotors, limit = len(starts), env.num_rotors, options.task.termination.position_limit
+    positions, actions = np.zeros((steps, n, 3)), np.zeros((steps, n, env.action_size), dtype=np.float32)
+    rpm = np.zeros((steps, n, rotors))
+    flown, reasons, alive = np.full(n, steps), [None] * n, np.ones(n, dtype=bool)
+    idle = np.full(env.action_size, env.hover_action, dtype=np.float32)  # fed to robots whose episode ended
+    for t in range(steps):
+        states = env.state.double().numpy()
+        actions[t] = np.stack([controllers[i].act(QuadrotorState.from_vector(states[i], rotors)) if alive[i]
+                               else idle for i in range(n)])
+        result = env.step(torch.as_tensor(actions[t]))
+        after = env.state.double().numpy()
+        nonfinite = result.info["nonfinite_state"].numpy()
+        positions[t], rpm[t] = after[:, :3] - target, after[:, 13:13 + rotors]
+        for i in np.flatnonzero(alive):
+            reason = ("non-finite state" if nonfinite[i]
+                      else "out of bounds" if bool((np.abs(positions[t, i]) > limit).any()) else None)
+            if reason is not None:
+                reasons[i], flown[i], alive[i] = reason, t + 1, False
+                if bar is not None:
+                    bar.update()
+        if not alive.any():
+            break
+    if bar is not None:
+        bar.update(int(alive.sum()))
+    times = options.task.dt * np.arange(1, steps + 1)
+    episodes = [Episode(starts[i], times[:flown[i]], positions[:flown[i], i], actions[:flown[i], i],
+                        rpm[:flown[i], i], reasons[i]) for i in range(n)]
+    return EngineRun(REFERENCE_ENGINE, EffectSettings(), episodes)
+
+
 def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes: int = 100,
                 effects: list[EffectSettings] | None = None, seed: int = 12345, seconds: float | None = None,
                 physics_hz: float = 1000.0, urdf: Path | None = None, progress: bool = True) -> Sim2SimResult:
@@ -120,12 +164,14 @@ def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes:
     backends: list[tuple[str, EffectSettings, Backend]] = []
     try:
         # Every backend is built before any episode is flown, so a missing backend or URDF fails in a second.
-        for name, fx in [(REFERENCE_ENGINE, EffectSettings()), *[(engine, v) for v in variants]]:
+        for fx in variants:
             options = BackendOptions(robot, task, fx, seed=seed, physics_hz=physics_hz, urdf=urdf)
-            backends.append((name, fx, create_backend(name, options)))
+            backends.append((engine, fx, create_backend(engine, options)))
         starts = sample_start_states(task, robot, episodes, seed)
-        runs = []
-        with tqdm(total=episodes * len(backends), desc="sim2sim", unit="ep", disable=not progress) as bar:
+        with tqdm(total=episodes * (1 + len(backends)), desc="sim2sim", unit="ep", disable=not progress) as bar:
+            bar.set_postfix_str("training sim")
+            reference_options = BackendOptions(robot, task, EffectSettings(), seed=seed)
+            runs = [fly_training_batch(reference_options, bundle, starts, steps, target, bar)]
             for name, fx, backend in backends:
                 run = EngineRun(name, fx)
                 bar.set_postfix_str(run.label)

@@ -19,18 +19,23 @@ from robot_ac.sim2sim.state import QuadrotorState
 _NO_LIMIT = 1.0e9
 
 
+def unbounded_env(options: BackendOptions, num_envs: int) -> QuadrotorEnv:
+    """The nominal training simulator with no time or position limit (the runner applies the task's)."""
+    task = options.task
+    unbounded = dataclasses.replace(task, episode_seconds=_NO_LIMIT,
+                                    termination=dataclasses.replace(task.termination, position_limit=_NO_LIMIT))
+    robot = load_quadrotor(robot_yaml(options.robot))
+    return QuadrotorEnv(unbounded, num_envs=num_envs, seed=options.seed, robot=robot, domain_randomization=False,
+                        observation_noise=False, curriculum=False)
+
+
 class TrainingQuadrotor(Backend):
     engine = "training"
 
     def __init__(self, options: BackendOptions) -> None:
-        task = options.task
-        unbounded = dataclasses.replace(
-            task, episode_seconds=_NO_LIMIT,
-            termination=dataclasses.replace(task.termination, position_limit=_NO_LIMIT))
-        self.params = load_quadrotor(robot_yaml(options.robot))
-        self.env = QuadrotorEnv(unbounded, num_envs=1, seed=options.seed, robot=self.params,
-                                domain_randomization=False, observation_noise=False, curriculum=False)
-        self.dt = task.dt
+        self.env = unbounded_env(options, num_envs=1)
+        self.params = self.env.robot
+        self.dt = options.task.dt
         self._fault: str | None = None
         self.env.reset()
 
