@@ -117,7 +117,7 @@ class PybulletQuadrotor(Backend):
         quat = np.array([orn[3], orn[0], orn[1], orn[2]])
         rotation = quat_to_rotmat(quat)
         return QuadrotorState(np.array(pos), quat, np.array(vel), rotation.T @ np.array(angvel_world),
-                              self.rpm.copy())
+                              self.rpm.copy(), self.time)
 
     def observed_state(self) -> QuadrotorState:
         if not self._latency_steps:

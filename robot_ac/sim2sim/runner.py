@@ -83,6 +83,11 @@ def sample_start_states(task: TaskConfig, robot: str, episodes: int, seed: int) 
     return [QuadrotorState.from_vector(states[i], env.num_rotors) for i in range(episodes)]
 
 
+def _safe_mode(controller: Controller) -> str | None:
+    reason = controller.safe_reason
+    return None if reason is None else f"controller safe mode ({reason})"
+
+
 def fly_episode(backend: Backend, controller: Controller, start: QuadrotorState, steps: int,
                 position_limit: float, target: np.ndarray) -> Episode:
     """Reset both, then alternate controller and engine for ``steps`` control periods or until the episode ends."""
@@ -91,14 +96,14 @@ def fly_episode(backend: Backend, controller: Controller, start: QuadrotorState,
     times, positions, actions, rpms = [], [], [], []
     now, reason = 0.0, None
     for _ in range(steps):
-        action = controller.act(backend.observed_state())
+        action = controller.act(backend.observed_state(), now)
         now += backend.step(action)
         state = backend.true_state()
         times.append(now)
         positions.append(state.position - target)
         actions.append(action)
         rpms.append(state.rotor_rpm)
-        reason = backend.fault()
+        reason = backend.fault() or _safe_mode(controller)
         if reason is None and bool((np.abs(state.position - target) > position_limit).any()):
             reason = "out of bounds"
         if reason is not None:
@@ -116,24 +121,25 @@ def fly_training_batch(options: BackendOptions, bundle: Bundle, starts: list[Qua
     env.reset()
     env.state[:] = torch.as_tensor(np.stack([s.as_vector() for s in starts]), dtype=torch.float32)
     env.history[:] = env.hover_action
-    session = bundle.session(threads=1)
-    controllers = [make_controller(bundle, session) for _ in starts]
+    controllers = [make_controller(bundle) for _ in starts]
+    for controller in controllers:
+        controller.reset()
     n, rotors, limit = len(starts), env.num_rotors, options.task.termination.position_limit
     positions, actions = np.zeros((steps, n, 3)), np.zeros((steps, n, env.action_size), dtype=np.float32)
     rpm = np.zeros((steps, n, rotors))
     flown, reasons, alive = np.full(n, steps), [None] * n, np.ones(n, dtype=bool)
     idle = np.full(env.action_size, env.hover_action, dtype=np.float32)  # fed to robots whose episode ended
     for t in range(steps):
-        states = env.state.double().numpy()
-        actions[t] = np.stack([controllers[i].act(QuadrotorState.from_vector(states[i], rotors)) if alive[i]
-                               else idle for i in range(n)])
+        states, now = env.state.double().numpy(), t * options.task.dt
+        actions[t] = np.stack([controllers[i].act(QuadrotorState.from_vector(states[i], rotors, now), now)
+                               if alive[i] else idle for i in range(n)])
         result = env.step(torch.as_tensor(actions[t]))
         after = env.state.double().numpy()
         nonfinite = result.info["nonfinite_state"].numpy()
         positions[t], rpm[t] = after[:, :3] - target, after[:, 13:13 + rotors]
         for i in np.flatnonzero(alive):
-            reason = ("non-finite state" if nonfinite[i]
-                      else "out of bounds" if bool((np.abs(positions[t, i]) > limit).any()) else None)
+            reason = ("non-finite state" if nonfinite[i] else _safe_mode(controllers[i])
+                      or ("out of bounds" if bool((np.abs(positions[t, i]) > limit).any()) else None))
             if reason is not None:
                 reasons[i], flown[i], alive[i] = reason, t + 1, False
                 if bar is not None:

@@ -16,6 +16,7 @@ class QuadrotorState:
     linear_velocity: np.ndarray   # (3,) m/s, world
     angular_velocity: np.ndarray  # (3,) rad/s, body
     rotor_rpm: np.ndarray         # (R,) rpm; not observed by the policy, kept for plots and cross-checks
+    stamp: float = 0.0            # s since the episode start at which this state was measured
 
     def as_vector(self) -> np.ndarray:
         """The training simulator's state layout (position | quaternion | velocity | angular velocity | rpm)."""
@@ -23,10 +24,10 @@ class QuadrotorState:
                                self.rotor_rpm]).astype(np.float64)
 
     @staticmethod
-    def from_vector(x: np.ndarray, num_rotors: int = 4) -> QuadrotorState:
+    def from_vector(x: np.ndarray, num_rotors: int = 4, stamp: float = 0.0) -> QuadrotorState:
         x = np.asarray(x, dtype=np.float64)
         return QuadrotorState(x[0:3].copy(), x[3:7].copy(), x[7:10].copy(), x[10:13].copy(),
-                              x[13:13 + num_rotors].copy())
+                              x[13:13 + num_rotors].copy(), stamp)
 
     def is_finite(self) -> bool:
         return bool(np.isfinite(self.as_vector()).all())

@@ -37,6 +37,7 @@ class TrainingQuadrotor(Backend):
         self.params = self.env.robot
         self.dt = options.task.dt
         self._fault: str | None = None
+        self.time = 0.0
         self.env.reset()
 
     def reset(self, start: QuadrotorState) -> None:
@@ -44,16 +45,18 @@ class TrainingQuadrotor(Backend):
         self.env.state[0] = torch.as_tensor(start.as_vector(), dtype=torch.float32)
         self.env.history[0] = self.env.hover_action
         self._fault = None
+        self.time = 0.0
 
     def step(self, command: np.ndarray) -> float:
         action = torch.as_tensor(np.asarray(command, dtype=np.float32).reshape(1, -1))
         result = self.env.step(action)
         if bool(result.info["nonfinite_state"][0]):
             self._fault = "non-finite state"
+        self.time += self.dt
         return self.dt
 
     def true_state(self) -> QuadrotorState:
-        return QuadrotorState.from_vector(self.env.state[0].double().numpy(), self.params.num_rotors)
+        return QuadrotorState.from_vector(self.env.state[0].double().numpy(), self.params.num_rotors, self.time)
 
     def fault(self) -> str | None:
         return self._fault

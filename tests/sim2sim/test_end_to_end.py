@@ -12,7 +12,7 @@ import torch
 from robot_ac.cli import main
 from robot_ac.policy import load_bundle
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
-from robot_ac.sim2sim.controller import ContractController
+from robot_ac.sim2sim.controller import DeploymentController
 from robot_ac.sim2sim.state import QuadrotorState
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -60,27 +60,44 @@ def test_report_folder_is_replaced_whole(untrained_bundle: Path, tmp_path: Path)
 
 
 def test_controller_builds_the_simulator_observation(lqr_bundle: Path) -> None:
-    """The controller's observation from typed state equals the training simulator's own (noise off)."""
+    """The deployment controller's observation from typed state equals the training simulator's own (noise off)."""
     env = QuadrotorEnv(num_envs=3, seed=5, domain_randomization=False, observation_noise=False, curriculum=False)
     obs = env.reset()["policy"]
-    controllers = [ContractController(load_bundle(lqr_bundle)) for _ in range(3)]
-    for _ in range(40):
+    controllers = [DeploymentController(load_bundle(lqr_bundle)) for _ in range(3)]
+    for controller in controllers:
+        controller.reset()
+    for step in range(40):
         actions = []
         for i, controller in enumerate(controllers):
-            state = QuadrotorState.from_vector(env.state[i].double().numpy())
-            built = controller.observation(state)[0]
-            np.testing.assert_allclose(built, obs[i].numpy(), atol=1e-5)
-            actions.append(controller.act(state))
+            now = step * env.dt
+            actions.append(controller.act(QuadrotorState.from_vector(env.state[i].double().numpy(), stamp=now), now))
+            np.testing.assert_allclose(controller.observation[0], obs[i].numpy(), atol=1e-5)
+            assert controller.safe_reason is None
         obs = env.step(torch.as_tensor(np.stack(actions))).observations["policy"]
 
 
-def test_controller_never_emits_a_non_finite_command(lqr_bundle: Path) -> None:
-    controller = ContractController(load_bundle(lqr_bundle))
-    state = QuadrotorState(np.array([np.nan, 0, 0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3),
-                           np.zeros(4))
-    action = controller.act(state)
-    assert np.isfinite(action).all() and (action == -1.0).all() and controller.faults == 1
-    huge = QuadrotorState(np.array([1e30, -1e30, 1e30]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3),
-                          np.zeros(4))
-    action = controller.act(huge)
-    assert np.isfinite(action).all() and (np.abs(action) <= 1.0).all()
+def test_controller_goes_safe_on_a_non_finite_state_and_a_new_episode_rearms(lqr_bundle: Path) -> None:
+    controller = DeploymentController(load_bundle(lqr_bundle))
+    controller.reset()
+    good = QuadrotorState(np.zeros(3), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3), np.zeros(4))
+    assert np.isfinite(controller.act(good, 0.0)).all() and controller.safe_reason is None
+    bad = QuadrotorState(np.array([np.nan, 0, 0]), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3), np.zeros(4),
+                         stamp=0.01)
+    action = controller.act(bad, 0.01)
+    assert np.isfinite(action).all() and (action == -1.0).all()  # quadrotor safe command: motors off
+    assert "not finite" in controller.safe_reason
+    controller.reset()
+    good.stamp = 0.02
+    assert controller.safe_reason is None and np.isfinite(controller.act(good, 0.02)).all()
+    assert controller.safe_reason is None
+
+
+def test_stale_state_trips_the_watchdog(lqr_bundle: Path) -> None:
+    """The simulated clock reaches the watchdog: a state 5 periods old (3 allowed) puts the controller in safe mode."""
+    controller = DeploymentController(load_bundle(lqr_bundle))
+    controller.reset()
+    state = QuadrotorState(np.zeros(3), np.array([1.0, 0, 0, 0]), np.zeros(3), np.zeros(3), np.zeros(4), stamp=0.0)
+    controller.act(state, 0.0)
+    assert controller.safe_reason is None
+    controller.act(state, 0.05)
+    assert controller.safe_reason is not None
