@@ -30,6 +30,18 @@ def quad_bundle(tmp_path_factory, quad_env_contract) -> str:
     return str(export_bundle(actor, contract, tmp_path_factory.mktemp("bundles") / "quad.onnx"))
 
 
+@pytest.fixture(scope="session")
+def hover_bundle(tmp_path_factory, quad_env_contract) -> str:
+    """Last layer zeroed: exactly the contract's hover action whatever the input. With domain randomization off
+    it holds a drone started at rest in the air, so a closed loop that delivers commands on time stays airborne
+    (late or missing commands, or motors-off, would let it fall)."""
+    hover, contract = quad_env_contract
+    actor = DeterministicActor(146, 4, [64, 64], "tanh", action_offset=hover)
+    with torch.no_grad():
+        actor.net[-1].weight.zero_()
+    return str(export_bundle(actor, contract, tmp_path_factory.mktemp("bundles") / "hover.onnx"))
+
+
 def arm_contract() -> dict:
     """A 7-joint arm contract: joint positions/velocities and two past actions; actions are radians targets."""
     n = ARM_JOINTS
