@@ -6,6 +6,7 @@ against each other, so change the two together and bump ``VERSION`` when the lay
 
 from __future__ import annotations
 
+import binascii
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,16 @@ _CRC_TABLE = _crc_table()
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data``; pass a previous result as ``crc`` to continue a running CRC."""
+    """CRC-16/CCITT-FALSE of ``data``; pass a previous result as ``crc`` to continue a running CRC.
+
+    ``binascii.crc_hqx`` is this CRC (poly 0x1021, MSB first, no final XOR) with the initial value as its second
+    argument, in C: ~100x faster than the table loop (:func:`crc16_reference`), which the tests keep as a twin.
+    """
+    return binascii.crc_hqx(data, crc)
+
+
+def crc16_reference(data: bytes, crc: int = 0xFFFF) -> int:
+    """Table-driven CRC-16/CCITT-FALSE in Python: the readable definition :func:`crc16` is checked against."""
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
@@ -75,7 +85,30 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
 
 # --- COBS (Cheshire & Baker 1999): removes all zero bytes so 0x00 can delimit frames.
 def cobs_encode(data: bytes) -> bytes:
-    """Encode without the trailing delimiter; a final full 254-byte block gets no extra code byte."""
+    """Encode without the trailing delimiter; a final full 254-byte block gets no extra code byte.
+
+    Works on the zero-free runs between zeros (``bytes.split``) rather than byte by byte: a 146-float STATE frame
+    encodes in microseconds, which a 500 Hz loop needs. :func:`cobs_encode_reference` is the byte-wise twin.
+    """
+    out = bytearray()
+    parts = bytes(data).split(b"\x00")
+    last = len(parts) - 1
+    for i, part in enumerate(parts):
+        n = len(part)
+        start = 0
+        while n - start >= 254:  # full blocks: code 0xFF, no implied zero
+            out.append(0xFF)
+            out += part[start : start + 254]
+            start += 254
+        rest = n - start
+        if rest or n == 0 or i != last:  # the block that ends with this run's zero (or the data's end)
+            out.append(rest + 1)
+            out += part[start:]
+    return bytes(out)
+
+
+def cobs_encode_reference(data: bytes) -> bytes:
+    """Byte-wise COBS encoder, the readable definition :func:`cobs_encode` is checked against."""
     out = bytearray(b"\x00")
     code_at, code = 0, 1
     for i, byte in enumerate(data):
