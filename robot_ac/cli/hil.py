@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     except (BundleError, EmulationError, HilError, LinkError, ValueError, OSError) as err:
         print(f"robot-ac hil: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # during the build or start-up; inside the run Ctrl-C ends it with a report
+        print("robot-ac hil: interrupted before the run started", file=sys.stderr)
+        return 130
     print(report.table())
     out = Path(args.json) if args.json else Path(args.bundle).with_suffix(".hil.json")
     try:
