@@ -19,7 +19,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export",
-        help="export a policy: ONNX -> dependency-free C99 (optionally verified on host and Cortex-M4)",
+        help="export a policy: checkpoint -> ONNX bundle, ONNX -> dependency-free C99 (verified on host and M4)",
         description=(
             "Export a policy. SOURCE is an ONNX file (robot_ac's own or a foreign one such as an rsl_rl / "
             "Isaac Lab policy.onnx), or a training run folder / checkpoint.pt to write as an ONNX bundle (--onnx)."
@@ -85,11 +85,13 @@ def export_from_checkpoint(args: argparse.Namespace, source: Path) -> int:
     out = Path(args.onnx)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"--onnx {out}: the bundle file name must end in .onnx")
+    if args.verify and not args.c_dir:  # checked before anything is written
+        raise ExportError("--verify checks the C code; pass --c OUT_DIR too")
+    if (args.recorded or args.json) and not args.verify:
+        raise ExportError("--recorded and --json need --verify")
     bundle_path = write_bundle(checkpoint, out)
     print(f"wrote {bundle_path}")
     if not args.c_dir:
-        if args.verify:
-            raise ExportError("--verify checks the C code; pass --c OUT_DIR too")
         return 0
     return export_c(args, bundle_path)
 

@@ -66,11 +66,13 @@ def test_checkpoint_file_path_and_bad_inputs(run_dir, tmp_path, capsys):
         (["export", str(run_dir / "config.yaml"), "--onnx", str(tmp_path / "x.onnx")], "a run folder or its"),
         (["export", str(run_dir), "--onnx", str(tmp_path / "x.txt")], "must end in .onnx"),
         (["export", str(tmp_path / "missing"), "--onnx", str(tmp_path / "x.onnx")], "no such file or run folder"),
+        (["export", str(run_dir), "--onnx", str(tmp_path / "x.onnx"), "--verify"], "pass --c OUT_DIR too"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (argv, err)
+        assert not (tmp_path / "x.onnx").exists()
     corrupt = tmp_path / "broken_run"
     corrupt.mkdir()
     (corrupt / "checkpoint.pt").write_bytes(b"not a checkpoint")
