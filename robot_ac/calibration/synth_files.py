@@ -24,12 +24,12 @@ LOGS = ("thrust", "motor", "hover", "imu", "latency")
 
 
 def write_synthetic_set(out_dir: Path, base_robot: Path, off_nominal: float, seed: int,
-                        control_rate_hz: float = 100.0) -> list[Path]:
+                        control_rate_hz: float = 100.0, imu_seconds: float = 60.0) -> list[Path]:
     robot = load_quadrotor(base_robot)
     rng = np.random.default_rng(seed)
     drone = synth.TrueDrone.off_nominal(robot, off_nominal, rng)
     latency_table, latencies = synth.latency_log(drone, rng)
-    imu_table, imu_truth = synth.imu_static_log(drone, rng, seconds=60.0)
+    imu_table, imu_truth = synth.imu_static_log(drone, rng, seconds=imu_seconds)
     tables: dict[str, LogTable] = {
         "thrust": synth.thrust_stand_log(drone, rng),
         "motor": synth.motor_step_log(drone, rng),

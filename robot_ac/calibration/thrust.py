@@ -166,25 +166,28 @@ def thrust_figures(result: CalibrationResult, data: ThrustData) -> dict:
 
     b0, b1, kf = result.details["thrust_map"]["b0_b1_kf"]
     uu = np.linspace(0, 1, 200)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     rpm_fit = b0 + b1 * data.u
+    if data.dv is not None and "rpm_voltage_sensitivity" in result.estimates:
+        rpm_fit = rpm_fit + result.estimates["rpm_voltage_sensitivity"].value * data.u * data.dv
+    rpm_x = rpm_fit if data.rpm is None else data.rpm
+    rr = b0 + b1 * uu
+    has_torque = data.torque is not None and "torque_coefficient" in result.estimates
+    fig, axes = plt.subplots(1, 4 if has_torque else 3, figsize=(17 if has_torque else 13, 4))
     if data.rpm is not None:
         axes[0].plot(data.u, data.rpm, ".", label="measured")
-    axes[0].plot(uu, b0 + b1 * uu, "-", label="fit" if data.rpm is not None else "assumed (robot file)")
+    axes[0].plot(uu, rr, "-", label="fit at V_ref" if data.rpm is not None else "assumed (robot file)")
     axes[0].set(xlabel="command fraction u", ylabel="rpm", title="command -> rpm")
-    axes[1].plot(rpm_fit if data.rpm is None else data.rpm, data.thrust, ".", label="measured")
-    rr = b0 + b1 * uu
+    axes[1].plot(rpm_x, data.thrust, ".", label="measured")
     axes[1].plot(rr, kf * rr**2, "-", label=f"kf = {kf:.4g} N/rpm^2")
     axes[1].set(xlabel="rpm", ylabel="thrust [N]", title="thrust")
-    if data.torque is not None and "torque_coefficient" in result.estimates:
-        ax2 = axes[1].twinx()
+    if has_torque:
         km = result.estimates["torque_coefficient"].value
-        ax2.plot(rpm_fit if data.rpm is None else data.rpm, data.torque, "x", color="C3", label="torque")
-        ax2.plot(rr, km * rr**2, "-", color="C3")
-        ax2.set_ylabel("yaw torque [N m]")
-    axes[2].plot(data.u, data.thrust - kf * rpm_fit**2, ".", label="thrust residual [N]")
-    axes[2].axhline(0, color="k", lw=0.5)
-    axes[2].set(xlabel="command fraction u", ylabel="residual [N]", title="thrust residuals")
+        axes[2].plot(rpm_x, data.torque, ".", label="measured")
+        axes[2].plot(rr, km * rr**2, "-", label=f"km = {km:.4g} N m/rpm^2")
+        axes[2].set(xlabel="rpm", ylabel="yaw torque [N m]", title="yaw torque")
+    axes[-1].plot(data.u, data.thrust - kf * rpm_fit**2, ".", label="thrust - kf rpm_fit(u, V)^2")
+    axes[-1].axhline(0, color="k", lw=0.5)
+    axes[-1].set(xlabel="command fraction u", ylabel="residual [N]", title="thrust residuals")
     for ax in axes:
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)

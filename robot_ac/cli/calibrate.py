@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--robot", default="crazyflie", help="base robot")
     s.add_argument("--off-nominal", type=float, default=0.15, help="relative offset of each parameter (0.15)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--imu-seconds", type=float, default=60.0, help="length of the static IMU log (60)")
     s.set_defaults(func=_synth)
     p.set_defaults(func=lambda args: (p.print_help(), EXIT_USER_ERROR)[1])
 
@@ -235,7 +236,8 @@ def _apply(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from robot_ac.calibration.synth_files import write_synthetic_set
 
-    written = write_synthetic_set(Path(args.out_dir), _robot_file(args.robot), args.off_nominal, args.seed)
+    written = write_synthetic_set(Path(args.out_dir), _robot_file(args.robot), args.off_nominal, args.seed,
+                                  imu_seconds=args.imu_seconds)
     for path in written:
         print(f"wrote {path}")
     return 0
