@@ -108,15 +108,14 @@ def test_kernel_shapes_host_and_cortex_m4_bit_identical(widths, bias, tmp_path):
     why = arm_toolchain_missing()
     if why:
         pytest.skip(f"Cortex-M4 part skipped: {why}")
-    elf, _ = verify_c.build_arm(out, tmp_path)
-    m4, _ = verify_c.run_qemu(elf, obs, plan.n_act, tmp_path)
-    # vmla rounds the product before adding, like the portable C: same operations, same order, same bits
-    assert np.array_equal(m4.view(np.uint32), host.view(np.uint32))
-    portable = tmp_path / "portable"
-    portable.mkdir()
-    elf, _ = verify_c.build_arm(out, portable, policy_cflags=("-DROBOT_AC_PORTABLE_C",))
-    m4_portable, _ = verify_c.run_qemu(elf, obs, plan.n_act, portable)
-    assert np.array_equal(m4_portable.view(np.uint32), host.view(np.uint32))
+    # vmla rounds the product before adding, like the portable C: same operations, same order, same bits;
+    # -O0 puts the kernel's operands through a very different register allocation
+    for i, flags in enumerate([(), ("-DROBOT_AC_PORTABLE_C",), ("-O0",)]):
+        work = tmp_path / f"m4_{i}"
+        work.mkdir()
+        elf, _ = verify_c.build_arm(out, work, policy_cflags=flags)
+        m4, _ = verify_c.run_qemu(elf, obs, plan.n_act, work)
+        assert np.array_equal(m4.view(np.uint32), host.view(np.uint32)), flags
 
 
 def test_clip_chains_merge_and_elementwise_chains_fuse():
