@@ -1,0 +1,1 @@
+"""ROS 2 shell around robot_ac.runtime.PolicyController."""
