@@ -44,7 +44,7 @@ def write_synthetic_set(out_dir: Path, base_robot: Path, off_nominal: float, see
         write_csv(path, table.columns, f"synthetic {name} log (robot_ac.calibration.synth, seed {seed})")
         written.append(path)
     truth = {
-        "base_robot": str(base_robot), "off_nominal": off_nominal, "seed": seed,
+        "base_robot": base_robot.name, "off_nominal": off_nominal, "seed": seed,
         "mass": drone.mass, "thrust_coefficient": drone.thrust_coefficient,
         "yaw_torque_coefficient": drone.yaw_torque_coefficient, "rpm_min": drone.rpm_min, "rpm_max": drone.rpm_max,
         "motor_time_constants": list(drone.motor_time_constants),
