@@ -29,7 +29,7 @@ def actor_from_checkpoint(path: Path):
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    trainer = Trainer(None, path.parent, resume=True, show_progress=False)
+    trainer = Trainer(None, path.parent, resume=True, show_progress=False, read_only=True)
     actor = trainer.adapter.actor.eval()
     with torch.no_grad():
         return actor, trainer.cfg

@@ -122,7 +122,7 @@ class Trainer:
     """Runs one training job into ``out_dir``: checkpoints, logs, the learning curve and the policy bundle."""
 
     def __init__(self, cfg: TrainConfig | None, out_dir: str | Path, resume: bool = False, show_progress: bool = True,
-                 resume_overrides: dict | None = None) -> None:
+                 resume_overrides: dict | None = None, read_only: bool = False) -> None:
         self.out_dir = Path(out_dir)
         self.show_progress = show_progress
         checkpoint = None
@@ -145,14 +145,15 @@ class Trainer:
         self.stats = _EpisodeStats(cfg.num_envs, self.device)
         adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
         self.adapter = adapter(cfg, self.env, self.stats)
-        self.logger = RunLogger(self.out_dir)
+        self.logger = RunLogger(self.out_dir, tensorboard=not read_only)
         self.elapsed = 0.0
         self.best_success = -1.0
         self.last_eval: EvalResult | None = None
         self._eval_env: QuadrotorEnv | None = None
         if checkpoint is not None:
             self._restore(checkpoint)
-        (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+        if not read_only:
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
 
     # ------------------------------------------------------------------------------------------ the loop
     def train(self) -> TrainResult:
