@@ -11,8 +11,8 @@
    the calibrated robot (its randomization ranges); with ``--compare``, a second policy (the one retrained on the
    calibrated file) on the true drone too.
 
-Retraining itself is ``robot-ac train quadrotor-hover --robot <calibrated file>``, which needs the ``--robot``
-option of ``robot-ac train`` (not there yet); see calibration/README.md.
+Retraining itself is ``robot-ac train quadrotor-hover --robot <calibrated file>`` (about 20 minutes of training);
+then run this script again with ``--compare <run>/policy.onnx``. See calibration/README.md.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def main() -> int:
                                   "off_nominal": args.off_nominal, "seed": args.seed, "episodes": args.episodes,
                                   "calibrated_robot": str(calibrated), "results": rows}, indent=2))
     print(f"wrote {report}")
-    print(f"next: robot-ac train quadrotor-hover --robot {calibrated}  (needs the --robot option of train), then\n"
-          f"      python calibration/loop_demo.py {args.bundle} --compare <new policy.onnx>")
+    print(f"next: robot-ac train quadrotor-hover --robot {calibrated} --out runs/calibrated_loop, then\n"
+          f"      python calibration/loop_demo.py {args.bundle} --work-dir {args.work_dir} "
+          "--compare runs/calibrated_loop/policy.onnx")
     return 0
 
 
