@@ -45,6 +45,7 @@ def identify_imu(table: LogTable, gravity: float = 9.81,
     dt = float(np.median(np.diff(t)))
     for name in (*GYRO, *ACCEL):
         table.check_not_pinned(name, what="sensor saturated (flat at its full-scale value)")
+        table.check_varies(name, "noise (the noise is below one count: quantization hides it)")
     norm = float(np.linalg.norm([table.get(a).mean() for a in ACCEL]))
     if abs(norm - gravity) > 0.1 * gravity:
         raise LogError(table.path, "accel_z", f"not a static log: mean specific force {norm:.3g} m/s^2, expected "

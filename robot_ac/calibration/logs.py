@@ -84,6 +84,8 @@ class LogTable:
         flat line that no longer follows the model; a few percent of such samples bias every fit.
         """
         x = self.get(name)
+        if limit is None and float(np.ptp(x)) == 0.0:
+            return  # constant everywhere: a flat signal, not a clipped one (callers that need variation check it)
         top = float(np.max(x)) if limit is None else float(limit)
         scale = max(abs(top), 1e-12)
         pinned = int(np.count_nonzero(x >= top - 1e-9 * scale))

@@ -113,7 +113,7 @@ def _fit_with_rpm(d: ThrustData) -> tuple[dict[str, Estimate], dict]:
     if d.torque is not None:
         out["torque_coefficient"] = est(p[nb + 1], se[nb + 1], kf_scale, "N*m/rpm^2")
         ratio, ratio_se = stats.delta_method(lambda q: q[nb + 1] / q[nb], p, cov)
-        out["yaw_torque_coefficient"] = est(ratio, ratio_se, 1.0, "N*m/N")
+        out["yaw_torque_coefficient"] = _unsigned(est(ratio, ratio_se, 1.0, "N*m/N"))
     if d.dv is not None:
         out["rpm_voltage_sensitivity"] = est(p[2], se[2], RPM_UNIT, "rpm/V at full command")
     m = model_rpm(p)
@@ -153,9 +153,17 @@ def _fit_without_rpm(d: ThrustData, rpm_range: tuple[float, float]) -> tuple[dic
         ratio = fq.params[0] / ft.params[0]
         rel = np.sqrt(fq.cov[0, 0] / fq.params[0] ** 2 + ft.cov[0, 0] / ft.params[0] ** 2)
         t = stats.t_quantile(min(ft.dof, fq.dof))
-        out["yaw_torque_coefficient"] = Estimate(ratio, ratio * (1 - t * rel), ratio * (1 + t * rel), "N*m/N")
+        low, high = sorted((ratio * (1 - t * rel), ratio * (1 + t * rel)))
+        out["yaw_torque_coefficient"] = _unsigned(Estimate(ratio, low, high, "N*m/N"))
         details["residual_std"]["torque_nm"] = fq.sigma
     return out, details
+
+
+def _unsigned(e: Estimate) -> Estimate:
+    """The simulator's yaw coefficient is a magnitude (spin directions are in the rotor list): drop the stand's sign."""
+    if e.value >= 0:
+        return e
+    return Estimate(-e.value, -e.high, -e.low, e.unit, "sign dropped: the stand's torque axis points the other way")
 
 
 def thrust_figures(result: CalibrationResult, data: ThrustData) -> dict:

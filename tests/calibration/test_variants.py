@@ -73,3 +73,26 @@ def test_latency_with_named_columns(robot, tmp_path, capsys):
 def test_calibrate_without_step_prints_help(capsys):
     assert main(["calibrate"]) == 2
     assert "thrust" in capsys.readouterr().out
+
+
+def test_reversed_torque_sign_gives_the_magnitude(robot):
+    rng = np.random.default_rng(12)
+    drone = synth.TrueDrone.random(robot, rng)
+    cols = dict(synth.thrust_stand_log(drone, rng).columns)
+    cols["torque_nm"] = -cols["torque_nm"]
+    result, _ = identify_thrust(LogTable(Path("stand.csv"), cols))
+    ratio = result.estimates["yaw_torque_coefficient"]
+    assert ratio.low <= ratio.value <= ratio.high
+    assert abs(ratio.value / drone.yaw_torque_coefficient - 1) < 0.03
+
+
+def test_imu_column_below_one_count_is_rejected(robot, tmp_path, capsys):
+    table, _ = synth.imu_static_log(synth.TrueDrone.random(robot, np.random.default_rng(1)),
+                                    np.random.default_rng(2), seconds=11.0)
+    cols = dict(table.columns)
+    cols["gyro_z"] = np.zeros_like(cols["gyro_z"])
+    write_csv(tmp_path / "imu.csv", cols)
+    rc = main(["calibrate", "imu", str(tmp_path / "imu.csv"), "--out", str(tmp_path / "imu.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "column 'gyro_z'" in err and "constant" in err
+    assert not (tmp_path / "imu.yaml").exists()
