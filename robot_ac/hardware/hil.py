@@ -200,7 +200,7 @@ class HilRun:
         # cycles (this machine is shared) must not blame the device for its own stall.
         self._waited = 0.0
         self._in_exchange = False
-        self._max_diff = 0.0 if self.session is not None else None
+        self._max_diff: float | None = None  # stays None until an answered STATE has been compared
         self._t_start = 0.0
 
     # --- top level
@@ -292,7 +292,9 @@ class HilRun:
             action, latency = self._exchange(obs, deadline, cycle_end, k)
             onnx = self._reference(obs) if action is not None else None
             if onnx is not None:  # the device answered exactly this observation: compare before clamping
-                self._max_diff = max(self._max_diff, float(np.max(np.abs(action - onnx))))
+                diff = float(np.max(np.abs(action - onnx)))
+                self._max_diff = diff if self._max_diff is None else max(self._max_diff, diff)
+                rep.actions_compared += 1
             applied = held if action is None else self._checked(action)
             held = applied
             result = self.env.step(torch.from_numpy(applied)[None])

@@ -55,6 +55,7 @@ class HilReport:
     send_lag_s: list[float] = field(default_factory=list, repr=False)
     compute_us: list[int] = field(default_factory=list, repr=False)
     action_max_abs_diff: float | None = None  # device vs onnxruntime on the same STATE; None when not compared
+    actions_compared: int = 0
     action_atol: float = 1e-5
     device_faults: dict[str, int] = field(default_factory=dict)
     received: dict[str, int] = field(default_factory=dict)  # valid frames the host decoded, by type
@@ -133,8 +134,11 @@ class HilReport:
             rows.append(("device compute p50 / max", f"{np.median(self.compute_us):.0f} / {max(self.compute_us)} us"))
         if self.action_max_abs_diff is not None:
             verdict = "match" if self.actions_match else "MISMATCH"
-            rows.append(("device vs onnxruntime", f"max |diff| {self.action_max_abs_diff:.2e} ({verdict}, "
-                                                  f"tolerance {self.action_atol:g})"))
+            rows.append(("device vs onnxruntime", f"max |diff| {self.action_max_abs_diff:.2e} over "
+                                                  f"{self.actions_compared} actions ({verdict}, tolerance "
+                                                  f"{self.action_atol:g})"))
+        else:
+            rows.append(("device vs onnxruntime", "not compared (no answered STATE, or --no-compare)"))
         if self.injected_drops or self.injected_corruptions:
             rows.append(("injected", f"{self.injected_drops} dropped, {self.injected_corruptions} corrupted STATEs"))
         if self.clamped_actions:

@@ -96,6 +96,7 @@ def test_hil_host_closed_loop_matches_onnxruntime(bundle_path: Path, host_binary
     assert len(report.episodes) == 2
     assert report.answered == report.cycles  # lockstep: every STATE answered
     assert report.action_max_abs_diff is not None and report.action_max_abs_diff <= 1e-5
+    assert report.actions_compared == report.answered  # every answered STATE was checked
     assert report.actions_match
     lat = report.latency_ms()
     assert 0 < lat["p50"] <= lat["p99"] < 1000
