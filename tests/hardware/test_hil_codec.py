@@ -11,7 +11,7 @@ from robot_ac.hardware.protocol import cobs_decode, cobs_encode, cobs_encode_ref
 DATA = st.binary(max_size=1100) | st.lists(st.sampled_from([0, 1, 255]), max_size=800).map(bytes)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(DATA)
 def test_run_wise_cobs_matches_byte_wise_reference(data: bytes) -> None:
     assert cobs_encode(data) == cobs_encode_reference(data)
@@ -25,7 +25,7 @@ def test_cobs_block_boundaries() -> None:
             assert cobs_encode(data) == cobs_encode_reference(data), (n, len(data))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=1100), st.integers(0, 0xFFFF))
 def test_crc_hqx_matches_table_reference(data: bytes, init: int) -> None:
     assert crc16(data, init) == crc16_reference(data, init)
