@@ -127,14 +127,62 @@ def read_csv(path: str | Path, required: Sequence[str] = ()) -> LogTable:
             raise ValueError("ragged")
     except ValueError:
         values = _parse_slowly(path, header, data)
-    columns = {h: values[:, j].copy() for j, h in enumerate(header)}
-    table = LogTable(path, columns)
+    return _checked(LogTable(path, {h: values[:, j].copy() for j, h in enumerate(header)}), required)
+
+
+def _checked(table: LogTable, required: Sequence[str]) -> LogTable:
     table.require(required)
-    for name, col in columns.items():
+    for name, col in table.columns.items():
         bad = np.flatnonzero(~np.isfinite(col))
         if bad.size:
-            raise LogError(path, name, f"{bad.size} non-finite value(s) (NaN/inf), first at data row {bad[0] + 2}")
+            raise LogError(table.path, name, f"{bad.size} non-finite value(s) (NaN/inf), first at data row "
+                                             f"{bad[0] + 2}")
     return table
+
+
+def read_log(path: str | Path, required: Sequence[str] = ()) -> LogTable:
+    """A CSV file, or a ROS 2 MCAP flight log as written by ``robot_ac.runtime.flight_log`` (folder or .mcap)."""
+    path = Path(path)
+    bag = path.parent if path.suffix == ".mcap" else path
+    if (bag / "metadata.yaml").is_file():
+        return read_bag(bag, required)
+    return read_csv(path, required)
+
+
+def read_bag(path: Path, required: Sequence[str] = ()) -> LogTable:
+    """Numeric topics of a flight log as one table, on the time stamps of its busiest topic.
+
+    Each ``Float32MultiArray`` topic contributes one column per label (``<topic>/<label>`` when two topics share
+    a label); other topics are sampled and held at the base time stamps, from the moment every topic has started.
+    """
+    from robot_ac.runtime.flight_log import ARRAY_TYPE, FlightLogError, read_flight_log
+
+    try:
+        topics = read_flight_log(path)
+    except FlightLogError as err:
+        raise LogError(path, None, str(err)) from err
+    arrays = {name: e for name, e in topics.items()
+              if e["type"] == ARRAY_TYPE and isinstance(e["values"], np.ndarray) and e["values"].ndim == 2
+              and len(e["labels"]) == e["values"].shape[1] and len(e["t_ns"])}
+    if not arrays:
+        raise LogError(path, None, "empty log: no numeric topic with one label per value")
+    base_name = max(arrays, key=lambda n: len(arrays[n]["t_ns"]))
+    t_base = arrays[base_name]["t_ns"]
+    start = max(int(e["t_ns"][0]) for e in arrays.values())
+    t_base = t_base[t_base >= start]
+    counts: dict[str, int] = {}
+    for e in arrays.values():
+        for label in e["labels"]:
+            counts[label] = counts.get(label, 0) + 1
+    columns: dict[str, np.ndarray] = {"time_s": (t_base - t_base[0]) / 1e9} if len(t_base) else {}
+    for name, e in arrays.items():
+        idx = np.searchsorted(e["t_ns"], t_base, side="right") - 1
+        for j, label in enumerate(e["labels"]):
+            key = label if counts[label] == 1 else f"{name.strip('/')}/{label}"
+            columns[key] = e["values"][idx, j].astype(float)
+    if not columns or not len(t_base):
+        raise LogError(path, None, "empty log: no overlapping samples")
+    return _checked(LogTable(path, columns), required)
 
 
 def _parse_slowly(path: Path, header: list[str], data: list[list[str]]) -> np.ndarray:

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def step(name: str, help_: str) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_, description=help_)
-        s.add_argument("log", help="CSV log (header row; columns in calibration/README.md)")
+        s.add_argument("log", help="CSV log (header row; columns in calibration/README.md) or MCAP flight-log folder")
         s.add_argument("--out", default=None, help="result YAML (default: <log>.<step>.yaml next to the log); "
                                                    "the report <stem>.md and plots <stem>_*.png go beside it")
         s.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -138,11 +138,11 @@ def _load(path: str, step: str):
 # ------------------------------------------------------------------------------------------------- commands
 @_guard
 def _thrust(args: argparse.Namespace) -> int:
-    from robot_ac.calibration.logs import read_csv
+    from robot_ac.calibration.logs import read_log
     from robot_ac.calibration.thrust import identify_thrust, thrust_figures
     from robot_ac.sim.quadrotor.params import load_quadrotor
 
-    table = read_csv(args.log)
+    table = read_log(args.log)
     rpm_range = None
     if not table.has("rpm"):
         robot = load_quadrotor(_robot_file(args.robot))
@@ -153,17 +153,17 @@ def _thrust(args: argparse.Namespace) -> int:
 
 @_guard
 def _motor(args: argparse.Namespace) -> int:
-    from robot_ac.calibration.logs import read_csv
+    from robot_ac.calibration.logs import read_log
     from robot_ac.calibration.motor import identify_motor, motor_figures
 
-    result, fits = identify_motor(read_csv(args.log), args.pwm_max)
+    result, fits = identify_motor(read_log(args.log), args.pwm_max)
     return _finish(args, result, lambda: motor_figures(result, fits))
 
 
 @_guard
 def _hover(args: argparse.Namespace) -> int:
     from robot_ac.calibration.hover import hover_figures, identify_hover
-    from robot_ac.calibration.logs import read_csv
+    from robot_ac.calibration.logs import read_log
     from robot_ac.calibration.results import ResultError
     from robot_ac.sim.quadrotor.params import load_quadrotor
 
@@ -182,7 +182,7 @@ def _hover(args: argparse.Namespace) -> int:
         bias = (e.value, e.half_width / 1.96)
     if args.mass is not None and args.mass <= 0:
         raise ResultError("--mass", "", f"must be > 0, got {args.mass}")
-    table = read_csv(args.log)
+    table = read_log(args.log)
     result, data = identify_hover(table, tmap["b0_b1_kf"], tmap["covariance"], tau, delay, args.mass, bias,
                                   args.pwm_max)
     return _finish(args, result, lambda: hover_figures(result, data))
@@ -191,18 +191,18 @@ def _hover(args: argparse.Namespace) -> int:
 @_guard
 def _imu(args: argparse.Namespace) -> int:
     from robot_ac.calibration.imu import identify_imu, imu_figures
-    from robot_ac.calibration.logs import read_csv
+    from robot_ac.calibration.logs import read_log
 
-    result, allan = identify_imu(read_csv(args.log), args.gravity, with_allan=True)
+    result, allan = identify_imu(read_log(args.log), args.gravity, with_allan=True)
     return _finish(args, result, lambda: imu_figures(result, allan))
 
 
 @_guard
 def _latency(args: argparse.Namespace) -> int:
     from robot_ac.calibration.latency import identify_latency, latency_figures
-    from robot_ac.calibration.logs import read_csv
+    from robot_ac.calibration.logs import read_log
 
-    result, fit = identify_latency(read_csv(args.log), args.command, args.response, args.control_rate)
+    result, fit = identify_latency(read_log(args.log), args.command, args.response, args.control_rate)
     return _finish(args, result, lambda: latency_figures(result, fit))
 
 
