@@ -45,7 +45,7 @@ def filtered_commands(t: np.ndarray, u: np.ndarray, tau: float, delay_s: float) 
 
 def identify_hover(table: LogTable, thrust_map: list[float], thrust_map_cov: list[list[float]], tau: float,
                    delay_s: float = 0.0, mass: float | None = None, accel_bias_z: tuple[float, float] = (0.0, 0.0),
-                   pwm_max: float = 65535.0) -> tuple[CalibrationResult, HoverData]:
+                   pwm_max: float = 65535.0, gravity: float = 9.81) -> tuple[CalibrationResult, HoverData]:
     """``thrust_map`` = (b0, b1, kf): stand thrust per rotor ``kf (b0 + b1 u)^2``; ``accel_bias_z`` = (bias, se)."""
     table.require(["time_s", "accel_z"])
     table.check_rows(100, "mass and thrust scale", "time_s")
@@ -104,7 +104,15 @@ def identify_hover(table: LogTable, thrust_map: list[float], thrust_map_cov: lis
         estimates["thrust_coefficient"] = Estimate(value, value - tq * se_total, value + tq * se_total, "N/rpm^2",
                                                    "in flight: thrust scale x stand coefficient")
     residual = f - beta * s
-    details = {"samples_used": int(keep.sum()), "motor_time_constant_s": tau, "motor_delay_s": delay_s,
+    # Consistency with the thrust curve: the command the curve says holds this drone (thrust = m g / s) against the
+    # mean command actually flown (the flight climbs and descends, so they agree only on average).
+    m_used = mass if mass is not None else 1.0 / beta
+    s_used = beta * mass if mass is not None else 1.0
+    rpm_hover = np.sqrt(m_used * gravity / (uk.shape[1] * s_used * kf))
+    details_consistency = {"hover_command_from_thrust_curve": float((rpm_hover - theta[0]) / theta[1]),
+                           "mean_command_flown": float(uk.mean())}
+    details = details_consistency | {
+               "samples_used": int(keep.sum()), "motor_time_constant_s": tau, "motor_delay_s": delay_s,
                "specific_force_per_stand_newton": beta, "residual_std_m_s2": float(np.std(residual)),
                "mean_command_fraction": float(u.mean()), "accel_bias_z_removed": accel_bias_z[0],
                "mass_given_kg": mass}
