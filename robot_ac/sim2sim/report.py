@@ -124,8 +124,9 @@ def _markdown(result: Sim2SimResult, metrics: list[RunMetrics], plots: list[str]
 
 Robot `{result.robot}`, task `{result.task.task}`, {len(result.reference.episodes)} episodes of
 {result.steps * result.task.dt:g} s from the same start states (training simulator's reset, seed {result.seed}),
-nominal robot, no domain randomization and no observation noise in either engine. Controller at
-{result.task.control_rate_hz:g} Hz; {result.engine} physics at {result.physics_hz:g} Hz.
+nominal robot, no domain randomization and no observation noise in either engine. Both fly the deployment
+controller (`robot_ac.runtime.PolicyController`, envelope checks off) at {result.task.control_rate_hz:g} Hz;
+{result.engine} physics at {result.physics_hz:g} Hz.
 Success: flew to the end (never beyond {result.task.termination.position_limit:g} m on any axis) and mean position
 error over the last second below {SETTLE_THRESHOLD_M * 100:g} cm.
 

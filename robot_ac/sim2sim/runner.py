@@ -19,7 +19,14 @@ from tqdm import tqdm
 from robot_ac.policy.bundle import Bundle, load_bundle
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
 from robot_ac.sim.task_config import TaskConfig, load_task
-from robot_ac.sim2sim.backend import REFERENCE_ENGINE, Backend, BackendOptions, backend_target, create_backend
+from robot_ac.sim2sim.backend import (
+    REFERENCE_ENGINE,
+    Backend,
+    BackendOptions,
+    backend_target,
+    create_backend,
+    robot_kind,
+)
 from robot_ac.sim2sim.controller import Controller, make_controller
 from robot_ac.sim2sim.effects import EffectSettings
 from robot_ac.sim2sim.state import QuadrotorState
@@ -166,7 +173,7 @@ def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes:
     task = load_task(bundle.contract["task"])
     steps = task.episode_steps if seconds is None else max(1, round(seconds * task.control_rate_hz))
     target = np.asarray(bundle.contract.get("position_target", [0.0, 0.0, 0.0]), dtype=np.float64)
-    controller = make_controller(bundle)
+    controller = make_controller(bundle, robot_kind(robot))
     backends: list[tuple[str, EffectSettings, Backend]] = []
     try:
         # Every backend is built before any episode is flown, so a missing backend or URDF fails in a second.
