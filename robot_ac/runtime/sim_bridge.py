@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m robot_ac.runtime.sim_bridge", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="quadrotor")
     p.add_argument("--rate", type=float, default=100.0)
-    p.add_argument("--duration", type=float, default=5.0, help="seconds of flight after the controller runs")
+    p.add_argument("--duration", type=float, default=5.0,
+                   help="simulated seconds of flight after the controller runs (fault times are simulated too)")
     p.add_argument("--wait", type=float, default=20.0, help="give up if the controller is not running after this")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="observation noise")
@@ -37,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--domain-id", type=int, default=0)
     p.add_argument("--pause-at", type=float, default=None)
     p.add_argument("--pause-for", type=float, default=0.0)
-    p.add_argument("--nan-at", type=float, default=None)
-    p.add_argument("--inf-at", type=float, default=None)
+    p.add_argument("--nan-at", type=float, default=None, help="NaN position from this flight time on ...")
+    p.add_argument("--inf-at", type=float, default=None, help="infinite angular velocity from this time on ...")
+    p.add_argument("--fault-for", type=float, default=0.1,
+                   help="... for this long (a sensor fault repeats; one lone sample may be superseded by the next "
+                        "valid one before the controller reads it, which is harmless)")
+    p.add_argument("--lockstep-timeout", type=float, default=0.0,
+                   help="if > 0: before each physics step wait up to this long for a command newer than the last "
+                        "published state (keeps the plant fair when both processes are starved of CPU; 0: pure "
+                        "real time, the world steps with whatever command arrived last)")
     p.add_argument("--summary", default=None, help="write the flight summary JSON here")
     args = p.parse_args(argv)
 
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     action = torch.full((1, 4), float(env.hover_action))
     modes: list[str] = []
     errors, heights, commands, publish_times = [], [], [], []
-    nonfinite_commands = out_of_limit = 0
+    nonfinite_commands = out_of_limit = lockstep_timeouts = 0
     flying_since: float | None = None
     crashed = None
     t0 = time.monotonic()
@@ -93,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         modes.extend(s.data for s in mode_reader.take(N=16) if isinstance(s, rt.String))
         running = bool(modes) and modes[-1].startswith("running")
         samples = [s for s in cmd_reader.take(N=4) if isinstance(s, rt.Float32MultiArray)]
+        if not samples and running and args.lockstep_timeout > 0:
+            waited_until = time.monotonic() + args.lockstep_timeout
+            while not samples and time.monotonic() < waited_until:
+                time.sleep(0.0005)
+                samples = [s for s in cmd_reader.take(N=4) if isinstance(s, rt.Float32MultiArray)]
+            lockstep_timeouts += not samples
         if samples:
             values = np.asarray(samples[-1].data, dtype=np.float64)
             if not np.isfinite(values).all():
@@ -107,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if flying_since is None and now - t0 > args.wait:
             crashed = "controller never reported running"
             break
-        flown = now - flying_since if flying_since is not None else 0.0
+        flown = len(errors) * period  # simulated flight time: the world's clock, whatever the CPU allows
         if flying_since is not None:
-            if flown > args.duration:
+            if flown >= args.duration - 1e-9:
                 break
             result = env.step(action)
             if bool(result.terminated[0]):
@@ -127,12 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             quat /= np.linalg.norm(quat)
         if args.pause_at is not None and args.pause_at <= flown < args.pause_at + args.pause_for:
             continue  # publisher paused: the controller's state goes stale
-        if args.nan_at is not None and flown >= args.nan_at:
+        if args.nan_at is not None and args.nan_at <= flown < args.nan_at + args.fault_for:
             pos[:] = float("nan")
-            args.nan_at = None
-        if args.inf_at is not None and flown >= args.inf_at:
+        if args.inf_at is not None and args.inf_at <= flown < args.inf_at + args.fault_for:
             angvel[0] = float("inf")
-            args.inf_at = None
         wall = time.time()
         msg.header.stamp = rt.Time(sec=int(wall), nanosec=int((wall - int(wall)) * 1e9))
         state_to_odometry(msg, pos, quat, vel, angvel)
@@ -144,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     last_second = max(1, round(args.rate))
     periods = np.diff(publish_times) if len(publish_times) > 1 else np.zeros(1)
     summary = {
-        "flown_s": (time.monotonic() - flying_since) if flying_since is not None else 0.0,
+        "flown_s": len(errors) * period,
+        "wall_s": (time.monotonic() - flying_since) if flying_since is not None else 0.0,
         "steps": len(errors),
         "crashed": crashed,
         "modes": modes,
         "commands_received": len(commands),
+        "lockstep_timeouts": lockstep_timeouts,
         "nonfinite_commands": nonfinite_commands,
         "out_of_limit_commands": out_of_limit,
         "min_height_m": min(heights) if heights else math.nan,

@@ -113,14 +113,14 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
     assert summary["crashed"] is None, summary
     # The simulator is the world: one 10 ms physics step per tick; starved of CPU it falls behind wall time,
     # so only the controller's own period is held to the rate below.
-    assert summary["flown_s"] >= 3.0 and summary["steps"] >= 150 and summary["min_height_m"] > -0.6
+    assert summary["steps"] == 300 and summary["min_height_m"] > -0.6
     assert 9.0 < summary["publish_period_p50_ms"] < 11.0
     transitions = run_summary["transitions"]
     assert transitions[:2] == ["inactive -> armed: armed by operator", "armed -> running: started by operator"]
     # after the flight the simulator stops publishing; the only later transition allowed is the watchdog's
     assert all(t.startswith("running -> safe: state stale") for t in transitions[2:]), transitions
     assert run_summary["steps"] > 300
-    assert 9.5 < run_summary["period_mean_ms"] < 10.5
+    assert 9.0 < run_summary["period_mean_ms"] < 11.0  # mean over the run: ticks skipped under load count
     assert run_summary["state_rejected"] == 0
     bag = read_flight_log(tmp_path / "bag")
     assert any(t.startswith("armed -> running") for t in bag["/safety_state"]["values"])
@@ -131,6 +131,7 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
 @pytest.mark.parametrize("fault, args, reason", [
     ("stale", ["--pause-at", "1.0", "--pause-for", "1.5"], "state stale"),
     ("nan", ["--nan-at", "1.0"], "not finite"),
+    ("inf", ["--inf-at", "1.0"], "not finite"),
 ])
 def test_fault_over_dds_goes_safe(hover_bundle, tmp_path, fault, args, reason):
     domain, profile = _domain(), _profile(tmp_path)
@@ -158,13 +159,17 @@ def test_hover_policy_holds_for_10_s_over_dds(tmp_path):
     run = _start_run(str(HOVER_POLICY), profile, domain, tmp_path, "--arm")
     try:
         # Start level and still, as a real take-off hand-over; noise on, as the robot's estimator would be.
+        # Lockstep (wait up to 50 ms for the answer before each physics step): on this CPU-starved machine the
+        # two processes otherwise drift out of phase and the plant sees multi-step command delays the policy was
+        # not trained for; the state stream is still published at the control rate when the CPU allows.
         summary = _run_sim(profile, domain, tmp_path, "--duration", "10", "--seed", "2", "--at-rest",
-                           timeout=240)
+                           "--lockstep-timeout", "0.05", timeout=240)
     finally:
         _stop(run, tmp_path)
     print(json.dumps(summary))
-    assert summary["crashed"] is None, summary
-    assert summary["flown_s"] >= 10.0 and summary["steps"] >= 500
+    assert summary["crashed"] is None, (summary["crashed"], summary["modes"], summary)
+    assert summary["flown_s"] >= 10.0 and summary["steps"] == 1000
     assert summary["mean_error_last_second_m"] < 0.05, summary
     assert summary["nonfinite_commands"] == 0 and summary["out_of_limit_commands"] == 0
-    assert summary["modes"][0].startswith("running")
+    assert "running: started by operator" in summary["modes"]
+    assert not any(m.startswith("safe") for m in summary["modes"]), summary["modes"]
