@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"unmodelled effects to add, comma-separated: {','.join(EFFECT_NAMES)}")
     p.add_argument("--each-effect", action="store_true",
                    help="fly the engine once without effects and once per effect (or per --effects entry)")
+    p.add_argument("--latency-ms", type=float, default=None, help="sensor latency of the latency effect (default 15)")
+    p.add_argument("--jitter-ms", type=float, default=None,
+                   help="control-period jitter of the jitter effect (default 2)")
+    p.add_argument("--ground-distance", type=float, default=None,
+                   help="floor distance below the target for the ground effect, m (default 0.3)")
     p.add_argument("--seconds", type=float, default=None, help="episode length (default: the task's)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the start states")
     p.add_argument("--physics-hz", type=float, default=1000.0, help="engine physics rate (default 1000 Hz)")
@@ -38,13 +43,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _variants(args: argparse.Namespace):
+    from robot_ac.sim2sim.backend import Sim2SimError
     from robot_ac.sim2sim.effects import EFFECT_NAMES, EffectSettings, parse_effects
 
-    chosen = parse_effects(args.effects)
+    magnitudes = {}
+    for flag, key, scale in (("latency_ms", "latency_s", 1e-3), ("jitter_ms", "jitter_s", 1e-3),
+                             ("ground_distance", "ground_distance", 1.0)):
+        value = getattr(args, flag)
+        if value is not None:
+            need_positive = key == "ground_distance"
+            if not value >= 0 or (need_positive and value <= 0):
+                bound = "positive" if need_positive else "zero or more"
+                raise Sim2SimError(f"--{flag.replace('_', '-')} must be {bound}, got {value}")
+            magnitudes[key] = value * scale
+    base = replace(EffectSettings(), **magnitudes)
+    chosen = parse_effects(args.effects, base)
     if not args.each_effect:
         return [chosen]
     names = chosen.active or EFFECT_NAMES
-    return [EffectSettings(), *[replace(EffectSettings(), **{name: True}) for name in names]]
+    return [base, *[replace(base, **{name: True}) for name in names]]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -118,7 +118,7 @@ def _markdown(result: Sim2SimResult, metrics: list[RunMetrics], plots: list[str]
                     "jitter": f"control period jitter +-{fx.jitter_s * 1000:g} ms"}[name]
             if note not in effect_notes:
                 effect_notes.append(note)
-    reasons = "\n".join(f"- {run.engine if not run.effects.active else run.label}: "
+    reasons = "\n".join(f"- {run.label}: "
                         + ", ".join(f"{k}: {v}" for k, v in _end_reasons(run).items()) for run in result.runs)
     return f"""# Sim-to-sim report: {result.bundle.name}
 
