@@ -36,6 +36,7 @@ from robot_ac.hardware.hil import HilConfig, run_hil  # noqa: E402
 from robot_ac.hardware.serial_link import SerialLink  # noqa: E402
 from robot_ac.policy import export_bundle, load_bundle  # noqa: E402
 
+TRAINED = ROOT / "policies" / "crazyflie_hover" / "policy.onnx"
 TARGET_RATE_HZ = 500.0
 TARGET_MISSED = 0.001
 
@@ -114,7 +115,9 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0])
     parser.add_argument("--seconds", type=float, default=60.0, help="total seconds per rate (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per rate, each seconds/repeats long")
-    parser.add_argument("--bundle", type=Path, default=None, help="policy bundle (default: an untrained one)")
+    parser.add_argument("--bundle", type=Path, default=TRAINED if TRAINED.exists() else None,
+                        help="policy bundle (default: the shipped hover policy, else an untrained one, which crashes "
+                             "within ~1 s so the run is mostly episode restarts)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hil_latency.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_hil_") as tmp:
