@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="no wall-clock pacing: each STATE waits for its ACTION (functional check, not timing)")
     p.add_argument("--link-timeout-ms", type=float, default=200.0,
                    help="stop when no ACTION arrives for this long (default 200, the device watchdog)")
+    p.add_argument("--watchdog-ms", type=int, default=None,
+                   help="--emulate only: build the firmware with this STATE watchdog instead of 200 ms (QEMU on a "
+                        "busy host passes a 597-byte STATE in tens of ms; a lockstep run can exceed 200 ms)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start states and randomization")
     p.add_argument("--no-compare", action="store_true", help="skip the per-step onnxruntime comparison")
     p.add_argument("--compile", action="store_true", help="torch.compile the simulator step (for rates > 200 Hz)")
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                            compare_onnx=not args.no_compare, compile_sim=args.compile, realtime=not args.lockstep,
                            target=args.emulate or "device")
         if args.emulate:
-            with EmulatedDevice(bundle.path, args.emulate) as device:
+            with EmulatedDevice(bundle.path, args.emulate, watchdog_ms=args.watchdog_ms) as device:
                 config.handshake_timeout_s = device.handshake_timeout_s
                 report = _run_on_port(bundle, device.port, args, config)
         else:
@@ -93,6 +96,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError(f"--episode-s must be positive, got {args.episode_s}")
     if args.rate is not None and not 0 < args.rate <= 5000:
         raise ValueError(f"--rate must be in (0, 5000] Hz, got {args.rate}")
+    if args.watchdog_ms is not None and not args.emulate:
+        raise ValueError("--watchdog-ms changes the emulated firmware build; a real device (--port) keeps its own")
+    if args.watchdog_ms is not None and not 1 <= args.watchdog_ms <= 60_000:
+        raise ValueError(f"--watchdog-ms must be in [1, 60000], got {args.watchdog_ms}")
     if not args.link_timeout_ms > 0:
         raise ValueError(f"--link-timeout-ms must be positive, got {args.link_timeout_ms}")
 
