@@ -232,7 +232,8 @@ class PolicyController:
             self._fault(f"malformed state: {err}", now)
             return self._safe_command(now)
         self.session.run_with_iobinding(self._io)
-        problem = self.safety.filter(self._out[0], self._last_action, self._action)
+        previous = self._last_action if self._last_action is not None else self.builder.initial_action
+        problem = self.safety.filter(self._out[0], previous, self._action)
         if problem:
             self._fault(problem, now)
             return self._safe_command(now)
@@ -333,9 +334,3 @@ class PolicyController:
 
 TIMING_LABELS = ("compute_us", "running")
 
-
-def is_finite_within(cmd: Command, low: np.ndarray, high: np.ndarray) -> bool:
-    """True when a command is finite and inside [low, high] (used by tests and transports as an assertion)."""
-    a = cmd.action
-    return bool(np.isfinite(a).all() and np.isfinite(cmd.physical).all() and (a >= low).all()
-                and (a <= high).all())
