@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.bundle)
         config = HilConfig(episodes=args.episodes, episode_s=args.episode_s, rate_hz=args.rate,
                            link_timeout_s=args.link_timeout_ms / 1e3, seed=args.seed,
+                           # lockstep: wait for each ACTION up to half the link timeout (two misses in a row stop)
+                           reply_timeout_s=max(0.25, args.link_timeout_ms / 2e3),
                            compare_onnx=not args.no_compare, compile_sim=args.compile, realtime=not args.lockstep,
                            target=args.emulate or "device")
         if args.emulate:
