@@ -79,6 +79,7 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
         dp = DomainParticipant(domain)
         control = DataWriter(dp, Topic(dp, "rt/robot_ac/control", rt.String), qos=RELIABLE_QOS)
         modes_reader = DataReader(dp, Topic(dp, "rt/robot_ac/mode", rt.String), qos=LATCHED_QOS)
+        diag_reader = DataReader(dp, Topic(dp, "rt/diagnostics", rt.DiagnosticArray), qos=RELIABLE_QOS)
         modes: list[str] = []
 
         def wait_mode(prefix: str, timeout: float) -> bool:
@@ -104,6 +105,7 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
         control.write(rt.String(data="start"))
         assert wait_mode("running", 10), modes
         sim.communicate(timeout=120)
+        diagnostics = [d for d in diag_reader.take(N=64) if isinstance(d, rt.DiagnosticArray)]
         summary = json.loads((tmp_path / "sim.json").read_text())
     finally:
         if sim.poll() is None:
@@ -111,6 +113,11 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
             sim.communicate()
         run_summary, err = _stop(run, tmp_path)
     assert "start rejected: not armed (mode is inactive)" in err
+    running = [d.status[0] for d in diagnostics if d.status[0].message.startswith("running")]
+    assert running and running[-1].level == 0 and running[-1].name == "robot_ac/policy_controller"
+    values = {kv.key: kv.value for kv in running[-1].values}
+    assert {"compute_p50_us", "compute_p99_us", "jitter_p99_us", "deadline_misses", "faults"} <= set(values)
+    assert float(values["compute_p50_us"]) > 0
     assert summary["nonfinite_commands"] == 0 and summary["out_of_limit_commands"] == 0
     assert summary["crashed"] is None, summary
     # The simulator is the world: one 10 ms physics step per tick; starved of CPU it falls behind wall time,
@@ -122,7 +129,9 @@ def test_closed_loop_arming_over_the_control_topic(hover_bundle, tmp_path):
     # after the flight the simulator stops publishing; the only later transition allowed is the watchdog's
     assert all(t.startswith("running -> safe: state stale") for t in transitions[2:]), transitions
     assert run_summary["steps"] > 300
-    assert 9.0 < run_summary["period_mean_ms"] < 11.0  # mean over the run: ticks skipped under load count
+    # At rate: the median period is 10 ms (jitter p50 small); the mean also counts the ticks skipped when the
+    # process got no CPU at nice 19 next to training, so it only has to stay within 30%.
+    assert run_summary["jitter_p50_us"] < 2000 and 9.0 < run_summary["period_mean_ms"] < 13.0
     assert run_summary["state_rejected"] == 0
     bag = read_flight_log(tmp_path / "bag")
     assert any(t.startswith("armed -> running") for t in bag["/safety_state"]["values"])
