@@ -130,7 +130,7 @@ controller (`robot_ac.runtime.PolicyController`, envelope checks off) at {result
 Success: flew to the end (never beyond {result.task.termination.position_limit:g} m on any axis) and mean position
 error over the last second below {SETTLE_THRESHOLD_M * 100:g} cm.
 
-Unmodelled effects on: {"; ".join(effect_notes) if effect_notes else "none"}.
+Unmodelled effects flown (each in the column that names it): {"; ".join(effect_notes) if effect_notes else "none"}.
 
 {table(metrics)}
 
