@@ -197,3 +197,31 @@ def test_compiled_step_matches_eager():
         r1, r2 = eager.step(a), compiled.step(a)
         torch.testing.assert_close(r2.observations["policy"], r1.observations["policy"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(r2.reward, r1.reward, rtol=1e-5, atol=1e-5)
+
+
+def test_optional_position_integral_field_integrates_clamps_and_resets(tmp_path):
+    import yaml
+
+    from robot_ac.paths import task_file
+    from robot_ac.sim.quadrotor.env import INTEGRAL_LIMIT_M_S
+    from robot_ac.sim.task_config import load_task
+
+    data = yaml.safe_load(task_file("quadrotor-hover").read_text())
+    data["observations"]["policy"].insert(4, {"name": "position_error_integral", "size": 3, "unit": "m*s",
+                                              "frame": "world"})
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = QuadrotorEnv(load_task(path), num_envs=3, seed=0, observation_noise=False, domain_randomization=False)
+    env.reset()
+    start, end = env.contract.groups["policy"].offsets()["position_error_integral"]
+    env.state[:, :3] = torch.tensor([[0.1, 0.0, 0.0], [0.0, -0.2, 0.0], [0.0, 0.0, 0.0]])
+    env.state[:, 3:7] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    env.state[:, 7:13] = 0.0
+    obs = env.step(torch.full((3, 4), env.hover_action)).observations["policy"]
+    torch.testing.assert_close(obs[:, start:end], env.position * env.dt, rtol=1e-3, atol=1e-7)
+    env.position_integral.fill_(10.0)
+    obs = env.step(torch.full((3, 4), env.hover_action)).observations["policy"]
+    assert obs[:, start:end].abs().max() <= INTEGRAL_LIMIT_M_S
+    env.state[1, 0] = 0.7  # leaves the box: reset zeroes its integral
+    obs = env.step(torch.full((3, 4), env.hover_action)).observations["policy"]
+    assert torch.all(obs[1, start:end] == 0) and torch.all(obs[0, start:end] != 0)

@@ -18,6 +18,8 @@ from robot_ac.sim.vec_env import StepResult, VecEnv
 
 # Reward terms, in the order of ``info["reward_terms"]``: learners that keep a replay buffer store the raw terms
 # and recompute the reward with the current curriculum weights (as Learning to Fly does).
+INTEGRAL_LIMIT_M_S = 0.5  # anti-windup clamp of position_error_integral, per axis
+
 REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude")
 
 
@@ -74,6 +76,9 @@ class QuadrotorEnv(VecEnv):
         self.state = torch.zeros(self.num_envs, dynamics.STATE_SIZE, device=self.device)
         self.history = torch.zeros(self.num_envs, self._buffer_length, self.num_rotors, device=self.device)
         self.episode_step = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        # Integral of the position error (clamped): an optional policy field that gives a memoryless policy
+        # integral action against constant disturbances. The runtime integrates it the same way.
+        self.position_integral = torch.zeros(self.num_envs, 3, device=self.device)
         self._integrate = self._make_integrator()
         self._core = torch.compile(self._step_core, dynamic=False) if compile else self._step_core
 
@@ -89,8 +94,9 @@ class QuadrotorEnv(VecEnv):
         if actions.shape != (self.num_envs, self.num_rotors):
             raise ValueError(f"actions must have shape {(self.num_envs, self.num_rotors)}, got {tuple(actions.shape)}")
         noise = self._draw_noise(self.num_envs)
-        self.state, self.history, self.episode_step, observations, reward, terminated, truncated, info = (
-            self._core(self.state, self.history, self.episode_step, actions, noise, self.reward_weights))
+        (self.state, self.history, self.episode_step, self.position_integral, observations, reward, terminated,
+         truncated, info) = self._core(self.state, self.history, self.episode_step, self.position_integral, actions,
+                                       noise, self.reward_weights)
         done = terminated | truncated
         if bool(done.any()):
             final = observations
@@ -107,7 +113,8 @@ class QuadrotorEnv(VecEnv):
         return StepResult(observations, reward, terminated, truncated, info)
 
     def _step_core(self, state: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor,
-                   actions: torch.Tensor, noise: torch.Tensor | None, weights: torch.Tensor) -> tuple:
+                   integral: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor | None,
+                   weights: torch.Tensor) -> tuple:
         """Everything in a step except resets: pure in its tensor arguments, so ``torch.compile`` fuses it."""
         nonfinite_action = ~torch.isfinite(actions).all(-1)
         # A non-finite action never reaches the dynamics: that environment gets motors-at-hover for this step
@@ -136,7 +143,9 @@ class QuadrotorEnv(VecEnv):
         terminated = out_of_bounds | nonfinite_action
         truncated = (episode_step >= self.episode_steps) & ~terminated
         reward = self.compute_reward(terms, terminated, weights)
-        observations = self._observe_clean(state, history, slice(None), self.num_envs)
+        limit = INTEGRAL_LIMIT_M_S
+        integral = (integral + state[:, dynamics.POS] * self.dt).clamp(-limit, limit)
+        observations = self._observe_clean(state, history, integral, slice(None), self.num_envs)
         if noise is not None:
             observations["policy"] = self._add_noise(observations["policy"], noise)
         info = {
@@ -147,7 +156,7 @@ class QuadrotorEnv(VecEnv):
             "position_error": torch.where(nonfinite_state, math.inf, pos.norm(dim=-1)),
             "episode_step": episode_step,
         }
-        return state, history, episode_step, observations, reward, terminated, truncated, info
+        return state, history, episode_step, integral, observations, reward, terminated, truncated, info
 
     def compute_reward(self, terms: torch.Tensor, terminated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Reward from raw terms ``[..., 6]`` with the given curriculum weights ``[4]``."""
@@ -201,6 +210,7 @@ class QuadrotorEnv(VecEnv):
         self.state[ids] = torch.cat([pos, quat, vel, angvel, rpm], dim=-1)
         self.history[ids] = self.hover_action
         self.episode_step[ids] = 0
+        self.position_integral[ids] = 0.0
 
     def _advance_curriculum(self) -> None:
         self.total_env_steps += self.num_envs
@@ -225,6 +235,7 @@ class QuadrotorEnv(VecEnv):
             "angular_velocity": (3, "rad/s", "body", lambda s: s["state"][:, dynamics.ANGVEL]),
             "action_history": (self.history_length * r, "normalized", "motor",
                                lambda s: s["history"][:, : self.history_length].reshape(s["n"], -1)),
+            "position_error_integral": (3, "m*s", "world", lambda s: s["integral"]),
             "previous_action": (r, "normalized", "motor", lambda s: s["history"][:, 0]),
             "rotor_speeds": (r, "fraction_of_rpm_max", "motor",
                              lambda s: s["state"][:, dynamics.RPM] / self.robot.rpm_max),
@@ -287,9 +298,10 @@ class QuadrotorEnv(VecEnv):
         cols, std = self._noise_columns
         return torch.cat([policy[:, : cols.start], policy[:, cols] + noise * std, policy[:, cols.stop:]], dim=-1)
 
-    def _observe_clean(self, state: torch.Tensor, history: torch.Tensor, ids: torch.Tensor | slice,
-                       n: int) -> dict[str, torch.Tensor]:
-        select = {"state": state, "history": history, "params": self.params, "ids": ids, "n": n}
+    def _observe_clean(self, state: torch.Tensor, history: torch.Tensor, integral: torch.Tensor,
+                       ids: torch.Tensor | slice, n: int) -> dict[str, torch.Tensor]:
+        select = {"state": state, "history": history, "integral": integral, "params": self.params, "ids": ids,
+                  "n": n}
         cache: dict[str, torch.Tensor] = {}
         out = {}
         for group, spec in self.contract.groups.items():
@@ -304,9 +316,10 @@ class QuadrotorEnv(VecEnv):
     def _observe(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Observations of ``ids`` (all when None), with noise; the eager path used after resets."""
         if ids is None:
-            out = self._observe_clean(self.state, self.history, slice(None), self.num_envs)
+            out = self._observe_clean(self.state, self.history, self.position_integral, slice(None), self.num_envs)
         else:
-            out = self._observe_clean(self.state[ids], self.history[ids], ids, ids.numel())
+            out = self._observe_clean(self.state[ids], self.history[ids], self.position_integral[ids], ids,
+                                      ids.numel())
         noise = self._draw_noise(out["policy"].shape[0])
         if noise is not None:
             out["policy"] = self._add_noise(out["policy"], noise)
