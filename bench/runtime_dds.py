@@ -136,8 +136,8 @@ def loop_benchmark(bundle: Path, rate: float, seconds: float, work: Path) -> dic
         raise RuntimeError(f"robot-ac run failed ({run.returncode}): {err[-2000:]}")
     s = json.loads(summary.read_text())
     return {k: s[k] for k in ("steps", "period_mean_ms", "jitter_p50_us", "jitter_p99_us", "jitter_max_us",
-                              "deadline_misses", "deadline_miss_fraction", "compute_p50_us", "compute_p99_us",
-                              "cpu_percent", "wall_s", "mode", "reason", "faults", "state_messages")}
+                              "deadline_misses", "skipped_ticks", "deadline_miss_fraction", "compute_p50_us",
+                              "compute_p99_us", "cpu_percent", "wall_s", "mode", "reason", "faults", "state_messages")}
 
 
 def main() -> int:

@@ -155,7 +155,7 @@ class DdsPolicyNode:
                 k += 1
                 behind = int((self.clock() - t0) / period) + 1
                 if behind > k:  # ticks that passed while we were late are skipped (and counted), not bunched up
-                    self.core.controller.timing.deadline_misses += behind - k
+                    self.core.controller.timing.record_skipped(behind - k)
                     k = behind
         finally:
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)

@@ -21,6 +21,7 @@ class TimingStats:
         self.steps = 0
         self.periods = 0
         self.deadline_misses = 0
+        self.skipped = 0  # ticks the loop skipped because it woke too late (also counted as misses)
         self._last_start: float | None = None
 
     def record(self, start: float, end: float, scheduled: float | None = None) -> None:
@@ -36,6 +37,11 @@ class TimingStats:
         if end - ref > self.period_s:
             self.deadline_misses += 1
         self.steps += 1
+
+    def record_skipped(self, ticks: int) -> None:
+        """Ticks that passed without a step (the loop was not scheduled): each is a missed deadline."""
+        self.skipped += ticks
+        self.deadline_misses += ticks
 
     def restart_period(self) -> None:
         """Forget the last start (after a pause the next gap is not a period)."""
@@ -58,5 +64,7 @@ class TimingStats:
             "jitter_max_us": (float(jitter.max()) * 1e6) if m else float("nan"),
             "lateness_p99_us": pct(late, 99) * 1e6,
             "deadline_misses": self.deadline_misses,
-            "deadline_miss_fraction": self.deadline_misses / self.steps if self.steps else 0.0,
+            "skipped_ticks": self.skipped,
+            "deadline_miss_fraction": (self.deadline_misses / (self.steps + self.skipped)
+                                       if self.steps + self.skipped else 0.0),
         }
