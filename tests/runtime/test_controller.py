@@ -152,6 +152,9 @@ def test_timing_stats_always_collected(quad_bundle):
     for i in range(50, 60):  # each step starts 1.5 periods after its scheduled time: all missed
         c.step(_state(i * PERIOD), i * PERIOD, scheduled=(i - 1.5) * PERIOD)
     assert c.diagnostics()["deadline_misses"] - d["deadline_misses"] == 10
+    c.timing.record_skipped(40)  # the loop woke 40 ticks late: 100 scheduled ticks in all
+    d = c.diagnostics()
+    assert d["skipped_ticks"] == 40 and d["deadline_miss_fraction"] == pytest.approx(d["deadline_misses"] / 100)
 
 
 def test_transitions_and_steps_in_the_flight_log(quad_bundle, tmp_path):
