@@ -76,6 +76,19 @@ def _projected_gravity(b: ObservationBuilder, s, out: np.ndarray) -> None:
     out[:] = -r[2, :]  # world gravity direction (0, 0, -1) expressed in the body frame: R^T g
 
 
+def _position_error_integral(b: ObservationBuilder, s, out: np.ndarray) -> None:
+    """Clamped running sum of position error x control period, as the simulator keeps it.
+
+    The simulator's first observation of an episode carries 0 and every later one includes the current error,
+    so the first build after ``reset`` writes 0 and each later build adds the current error first.
+    """
+    if b._integral_started:
+        error = _vec(_quad(s).position, 3, "position") - b.position_target
+        np.clip(b.integral + error * b.control_period, -b.integral_limit, b.integral_limit, out=b.integral)
+    b._integral_started = True
+    out[:] = b.integral
+
+
 def _action_history(b: ObservationBuilder, s, out: np.ndarray) -> None:
     out[:] = b.history.reshape(-1)
 
@@ -90,6 +103,7 @@ FIELDS: dict[str, tuple[str | None, Writer]] = {
     "base_angular_velocity": ("body", _imu_angular_velocity),
     "projected_gravity": ("body", _projected_gravity),
     "action_history": (None, _action_history),
+    "position_error_integral": ("world", _position_error_integral),
 }
 
 
@@ -118,6 +132,10 @@ class ObservationBuilder:
             raise ContractError(f"initial_action has {self.initial_action.size} values, action size is "
                                 f"{self.action_size}")
         self.position_target = np.asarray(contract.get("position_target", [0.0, 0.0, 0.0]), dtype=np.float64)
+        self.control_period = 1.0 / float(contract["control_rate_hz"])
+        self.integral_limit = float(contract.get("position_error_integral_limit", 0.5))
+        self.integral = np.zeros(3)
+        self._integral_started = False
         self.history = np.empty((self.history_length, self.action_size))
         self.buffer = np.zeros((1, self.size), dtype=np.float32)
         self._rot = np.empty((3, 3))
@@ -146,6 +164,8 @@ class ObservationBuilder:
     def reset(self) -> None:
         """Start of an episode: history filled with the contract's initial action (as the simulator does)."""
         self.history[:] = self.initial_action
+        self.integral[:] = 0.0
+        self._integral_started = False
 
     def push_action(self, action_normalized: np.ndarray) -> None:
         """Record the action actually commanded (normalized), newest first."""

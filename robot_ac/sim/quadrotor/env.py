@@ -274,6 +274,7 @@ class QuadrotorEnv(VecEnv):
             robot=self.robot.name, task=self.task.task, control_rate_hz=self.task.control_rate_hz,
             groups=groups, actions=actions, action_history_length=self.history_length,
             extra={"initial_action": [self.hover_action] * self.num_rotors,
+                   "position_error_integral_limit": INTEGRAL_LIMIT_M_S,
                    "position_target": [0.0, 0.0, 0.0],
                    "rotor_positions": [list(p) for p in self.robot.rotor_positions],
                    "rotor_yaw_directions": list(self.robot.rotor_yaw_directions)},
