@@ -10,7 +10,6 @@ from torch import nn
 from robot_ac.algos.normalizer import RunningNormalizer
 
 
-
 class FastTanh(nn.Module):
     """tanh computed as 2 sigmoid(2x) - 1 in training, exported as a plain ``Tanh`` node.
 

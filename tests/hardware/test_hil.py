@@ -35,7 +35,7 @@ def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained actor (outputs about hover) exported as a real bundle."""
     torch.manual_seed(0)
     env = QuadrotorEnv(num_envs=1)
-    actor = DeterministicActor(146, 4, [64, 64], "tanh", action_offset=env.hover_action)
+    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=env.hover_action)
     return export_bundle(actor, env.contract.to_dict(), tmp_path_factory.mktemp("hil") / "p.onnx")
 
 
@@ -108,7 +108,7 @@ def test_hil_host_closed_loop_matches_onnxruntime(bundle_path: Path, host_binary
 
     logged = read_flight_log(logs[-1][0])
     assert logged["/action"]["values"].shape == (report.answered, 4)
-    assert logged["/observation"]["values"].shape[1] == 146
+    assert logged["/observation"]["values"].shape[1] == 149
     assert logged["/hil/timing"]["labels"][3] == "latency_ms"
 
 

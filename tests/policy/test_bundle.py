@@ -30,7 +30,7 @@ def env() -> QuadrotorEnv:
 def trained_like_actor(env: QuadrotorEnv, seed: int = 0) -> DeterministicActor:
     """The L2F-sized actor with the statistics and output scale a trained one has (not the ~0 fresh head)."""
     torch.manual_seed(seed)
-    actor = DeterministicActor(146, 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
+    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
     obs = [env.reset(seed=seed)["policy"]]
     for _ in range(20):
         obs.append(env.step(torch.rand(env.num_envs, 4) * 0.6 - 0.3 + env.hover_action).observations["policy"])
@@ -54,8 +54,8 @@ def test_onnxruntime_matches_torch_actor(actor, env, bundle_path):
     for _ in range(30):
         sim_obs.append(env.step(torch.rand(env.num_envs, 4) * 2 - 1).observations["policy"])
     mean, std = actor.normalizer.mean.numpy(), actor.normalizer.std.numpy()
-    wide = mean + std * rng.standard_normal((2000, 146)) * np.exp(rng.uniform(np.log(0.25), np.log(30), (2000, 1)))
-    obs = np.concatenate([torch.cat(sim_obs).numpy(), wide, np.zeros((1, 146))]).astype(np.float32)
+    wide = mean + std * rng.standard_normal((2000, 149)) * np.exp(rng.uniform(np.log(0.25), np.log(30), (2000, 1)))
+    obs = np.concatenate([torch.cat(sim_obs).numpy(), wide, np.zeros((1, 149))]).astype(np.float32)
     with torch.no_grad():
         expected = actor.act(torch.from_numpy(obs)).numpy()
     got = load_bundle(bundle_path).session().run(["action"], {"obs": obs})[0]
@@ -68,7 +68,7 @@ def test_onnxruntime_matches_torch_actor(actor, env, bundle_path):
 def test_contract_travels_with_the_graph(bundle_path, env):
     bundle = load_bundle(bundle_path)
     contract = env.contract.to_dict()
-    assert bundle.obs_size == 146 and bundle.action_size == 4
+    assert bundle.obs_size == 149 and bundle.action_size == 4
     for key in ("version", "robot", "task", "control_rate_hz", "observation", "action", "action_history"):
         assert bundle.contract[key] == json.loads(json.dumps(contract[key])), key
     assert len(bundle.contract["training_config_hash"]) == 16 and bundle.contract["code_version"]
@@ -105,7 +105,7 @@ def _version(c: dict) -> None:
     c["version"] = 99
 
 
-def _obs_size(c: dict) -> None:  # fields and size agree with each other, not with the graph's 146 inputs
+def _obs_size(c: dict) -> None:  # fields and size agree with each other, not with the graph's 149 inputs
     c["observation"]["fields"][-1]["size"] += 4
     c["observation"]["size"] += 4
 
@@ -134,11 +134,11 @@ BAD = {
     "unknown version": (lambda p: _rewrite(p, lambda m: _set_contract(m, _version)), "contract version 99 unknown",
                         "contract version 99 unknown"),
     "size vs graph": (lambda p: _rewrite(p, lambda m: _set_contract(m, _obs_size)),
-                      "graph 'obs' has width 146, contract observation size 150",
-                      "graph 'obs' has width 146, contract observation size 150"),
+                      "graph 'obs' has width 149, contract observation size 153",
+                      "graph 'obs' has width 149, contract observation size 153"),
     "fields vs size": (lambda p: _rewrite(p, lambda m: _set_contract(m, _fields_sum)),
-                       "observation fields add up to 146, contract says size 140",
-                       "observation fields add up to 146, contract says size 140"),
+                       "observation fields add up to 149, contract says size 140",
+                       "observation fields add up to 149, contract says size 140"),
     "non-finite weight": (lambda p: _rewrite(p, _nan_weight), "weight 'actor.net.2.weight' has non-finite values",
                           "weight 'actor.net.2.weight' has non-finite values"),
 }  # fmt: skip

@@ -14,7 +14,7 @@ from robot_ac.runtime.flight_log import FlightLog, FlightLogError, read_flight_l
 def _write(path):
     with FlightLog(path) as log:
         for i in range(20):
-            log.write("/observation", i * 10_000_000, {"data": np.full(146, i, dtype=np.float32)})
+            log.write("/observation", i * 10_000_000, {"data": np.full(149, i, dtype=np.float32)})
             log.write("/action", i * 10_000_000, {"data": [0.1 * i] * 4})
             log.write("/timing", i * 10_000_000, {"data": [50.0 + i, 1.0], "labels": ["compute_us", "running"]})
         log.write("/safety_state", 5_000_000, {"text": "armed -> running: started by operator"})
@@ -43,7 +43,7 @@ def test_bag_is_readable_by_mcap_ros2_and_has_ros2_metadata(tmp_path):
 
 def test_read_back_and_errors(tmp_path):
     data = read_flight_log(_write(tmp_path / "f"))
-    assert data["/observation"]["values"].shape == (20, 146) and data["/observation"]["values"][7, 0] == 7.0
+    assert data["/observation"]["values"].shape == (20, 149) and data["/observation"]["values"][7, 0] == 7.0
     with pytest.raises(FlightLogError, match="already exists"):
         FlightLog(tmp_path / "f")
     with FlightLog(tmp_path / "g") as log, pytest.raises(FlightLogError, match="needs 'data' or 'text'"):

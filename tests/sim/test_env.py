@@ -18,12 +18,14 @@ def _random_actions(n: int, seed: int) -> torch.Tensor:
 def test_observation_groups_follow_the_declared_contract():
     env = QuadrotorEnv(num_envs=8)
     obs = env.reset(seed=1)
-    assert obs["policy"].shape == (8, 146)  # 3 + 9 + 3 + 3 + 32 x 4, as in Learning to Fly
+    # 3 + 9 + 3 + 3 + 32 x 4 = 146 as in Learning to Fly, plus the 3-value position-error integral
+    assert obs["policy"].shape == (8, 149)
     assert obs["critic"].shape == (8, env.observation_size("critic"))
     names = [f.name for f in env.contract.groups["policy"].fields]
-    assert names == ["position_error", "rotation_matrix", "linear_velocity", "angular_velocity", "action_history"]
+    assert names == ["position_error", "rotation_matrix", "linear_velocity", "angular_velocity",
+                     "position_error_integral", "action_history"]
     offsets = env.contract.groups["policy"].offsets()
-    assert offsets["action_history"] == (18, 146)
+    assert offsets["action_history"] == (21, 149)
     clean = env.contract.groups["critic"].offsets()
     # the critic sees the true position; the policy sees it with 1 mm noise
     torch.testing.assert_close(obs["critic"][:, :3], env.position)
@@ -31,7 +33,7 @@ def test_observation_groups_follow_the_declared_contract():
     assert 0 < diff.max() < 0.01
     assert "disturbance_force" in clean and "parameter_ratios" in clean
     contract = env.contract.to_dict()
-    assert contract["observation"]["size"] == 146 and contract["action"]["size"] == 4
+    assert contract["observation"]["size"] == 149 and contract["action"]["size"] == 4
 
 
 def test_batched_step_equals_a_per_environment_reference_step():
@@ -199,19 +201,10 @@ def test_compiled_step_matches_eager():
         torch.testing.assert_close(r2.reward, r1.reward, rtol=1e-5, atol=1e-5)
 
 
-def test_optional_position_integral_field_integrates_clamps_and_resets(tmp_path):
-    import yaml
-
-    from robot_ac.paths import task_file
+def test_position_integral_field_integrates_clamps_and_resets():
     from robot_ac.sim.quadrotor.env import INTEGRAL_LIMIT_M_S
-    from robot_ac.sim.task_config import load_task
 
-    data = yaml.safe_load(task_file("quadrotor-hover").read_text())
-    data["observations"]["policy"].insert(4, {"name": "position_error_integral", "size": 3, "unit": "m*s",
-                                              "frame": "world"})
-    path = tmp_path / "task.yaml"
-    path.write_text(yaml.safe_dump(data))
-    env = QuadrotorEnv(load_task(path), num_envs=3, seed=0, observation_noise=False, domain_randomization=False)
+    env = QuadrotorEnv(num_envs=3, seed=0, observation_noise=False, domain_randomization=False)
     env.reset()
     start, end = env.contract.groups["policy"].offsets()["position_error_integral"]
     env.state[:, :3] = torch.tensor([[0.1, 0.0, 0.0], [0.0, -0.2, 0.0], [0.0, 0.0, 0.0]])
