@@ -54,7 +54,8 @@ def untrained_bundle(out: Path) -> Path:
 
     torch.manual_seed(0)
     env = QuadrotorEnv(num_envs=1)
-    actor = DeterministicActor(146, 4, [64, 64], "tanh", action_offset=env.hover_action)
+    n_obs = env.contract.groups["policy"].size
+    actor = DeterministicActor(n_obs, 4, [64, 64], "tanh", action_offset=env.hover_action)
     return export_bundle(actor, env.contract.to_dict(), out / "bench_policy.onnx")
 
 
@@ -178,7 +179,7 @@ def main() -> int:
         "benchmark": "runtime_dds",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "nice": os.nice(0),
                     "loadavg_at_end": os.getloadavg()},
-        "bundle": str(args.bundle or "untrained 146-64-64-4"),
+        "bundle": str(args.bundle or "untrained MLP 64-64 on the task contract"),
         "compute": compute,
         "loops": loops,
         "seconds_per_rate": args.seconds,

@@ -19,9 +19,10 @@ from robot_ac.runtime.ros2_types import MESSAGE_TYPES
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "launch"
 
 # Observation fields each state message type can provide (after frame conversion).
+_POSE_TWIST = {"position_error", "rotation_matrix", "linear_velocity", "angular_velocity", "position_error_integral"}
 PROVIDES = {
-    "nav_msgs/msg/Odometry": {"position_error", "rotation_matrix", "linear_velocity", "angular_velocity"},
-    "px4_msgs/msg/VehicleOdometry": {"position_error", "rotation_matrix", "linear_velocity", "angular_velocity"},
+    "nav_msgs/msg/Odometry": _POSE_TWIST,
+    "px4_msgs/msg/VehicleOdometry": _POSE_TWIST,
     "sensor_msgs/msg/JointState": {"joint_position", "joint_velocity"},
     "sensor_msgs/msg/Imu": {"base_angular_velocity", "projected_gravity"},
 }
