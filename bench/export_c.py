@@ -1,7 +1,8 @@
 """The exported C policy for the L2F-sized actor: Cortex-M4 instructions, flash, RAM; host latencies.
 
-The actor is what ``export_bundle`` produces for a 146 -> 64 -> 64 -> 4 tanh MLP with the observation
-normalization and the action clamp baked in (or any bundle via ``--bundle``). Rows:
+The actor is what ``export_bundle`` produces for a (policy group: 149 = L2F's 146 plus the position-error
+integral) -> 64 -> 64 -> 4 tanh MLP with the observation normalization and the action clamp baked in
+(or any bundle via ``--bundle``). Rows:
 
 * Cortex-M4F (QEMU mps2-an386, ``-icount`` instruction counting, see hardware/verify/README.md):
   instructions per inference, flash, RAM; the generated code as shipped and, for comparison, its
@@ -56,7 +57,8 @@ def l2f_bundle(path: Path) -> Path:
 
     env = QuadrotorEnv("quadrotor-hover", num_envs=256, seed=0)
     torch.manual_seed(0)
-    actor = DeterministicActor(146, 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
+    n_obs = env.observation_size("policy")
+    actor = DeterministicActor(n_obs, 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
     obs = [env.reset(seed=0)["policy"]]
     for _ in range(50):
         obs.append(env.step(torch.rand(env.num_envs, 4) * 0.6 - 0.3 + env.hover_action).observations["policy"])
@@ -155,7 +157,7 @@ def main() -> int:
         "ram_bytes": optimized["ram_bytes"] <= TARGETS["ram_bytes"],
         "max_abs_error": bool(parity) and all(p["max_abs_error"] <= TARGETS["max_abs_error"] for p in parity.values()),
     }
-    print(f"policy {'bundle ' + str(args.bundle) if args.bundle else 'L2F-sized 146-64-64-4 tanh'}: "
+    print(f"policy {'bundle ' + str(args.bundle) if args.bundle else 'L2F-sized 149-64-64-4 tanh'}: "
           f"{plan.n_obs} obs -> {plan.n_act} actions, {weights} constants")
     print(f"\n{'Cortex-M4F (QEMU mps2-an386)':<34} {'instructions':>12} {'flash B':>9} {'RAM B':>7}")
     for label, row in (("generated C (VFP kernels)", optimized), ("portable C + libm tanhf", baseline)):
@@ -172,7 +174,7 @@ def main() -> int:
     print(f"{'onnxruntime, 1 thread':<34} {ort_lat['median_us']:>10.2f} {ort_lat['p99_us']:>9.2f}")
     print(f"\ntargets met: {meets}")
     result = {
-        "benchmark": "export_c", "policy": str(args.bundle) if args.bundle else "L2F-sized 146-64-64-4 tanh",
+        "benchmark": "export_c", "policy": str(args.bundle) if args.bundle else "L2F-sized 149-64-64-4 tanh",
         "n_obs": plan.n_obs, "n_act": plan.n_act, "constants": weights,
         "cortex_m4": {"generated": optimized, "portable_c_libm_tanh": baseline,
                       "method": verify_c.INSTRUCTION_METHOD, "machine": verify_c.QEMU_MACHINE},
