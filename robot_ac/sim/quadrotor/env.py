@@ -143,8 +143,7 @@ class QuadrotorEnv(VecEnv):
         terminated = out_of_bounds | nonfinite_action
         truncated = (episode_step >= self.episode_steps) & ~terminated
         reward = self.compute_reward(terms, terminated, weights)
-        limit = INTEGRAL_LIMIT_M_S
-        integral = (integral + state[:, dynamics.POS] * self.dt).clamp(-limit, limit)
+        integral = (integral + pos * self.dt).clamp(-INTEGRAL_LIMIT_M_S, INTEGRAL_LIMIT_M_S)
         observations = self._observe_clean(state, history, integral, slice(None), self.num_envs)
         if noise is not None:
             observations["policy"] = self._add_noise(observations["policy"], noise)
