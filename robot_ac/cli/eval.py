@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in rows.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
-    out.write_text(json.dumps(rows | {"policy": str(args.policy), "seed": args.seed}, indent=2))
+    # Strict JSON: a metric with no surviving episode to measure (NaN/inf) is written as null.
+    strict = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rows.items()}
+    out.write_text(json.dumps(strict | {"policy": str(args.policy), "seed": args.seed}, indent=2))
     print(f"wrote {out}")
     return 0 if result.succeeded else 1
