@@ -1,0 +1,32 @@
+"""``robot-ac eval`` as a user runs it: on the shipped bundle, and on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from robot_ac.cli import main
+from robot_ac.paths import repo_root
+
+
+def test_eval_scores_the_shipped_bundle_and_writes_json(tmp_path, capsys):
+    bundle = repo_root() / "policies" / "crazyflie_hover" / "policy.onnx"
+    out = tmp_path / "eval.json"
+    rc = main(["eval", str(bundle), "--episodes", "100", "--json", str(out)])
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert rc in (0, 1) and rc == (0 if data["succeeded"] else 1)
+    for key in ("survival_rate", "success_rate", "settle_error_median_m", "mean_abs_delta_action",
+                "motor_saturation_fraction", "high_frequency_power_share"):
+        assert key in printed and key in data
+    # the shipped policy flies: most episodes survive and settle within centimetres
+    assert data["survival_rate"] > 0.7 and data["settle_error_median_m"] < 0.05
+
+
+def test_eval_of_a_missing_or_foreign_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nope.onnx")]) == 2
+    assert "no such policy bundle" in capsys.readouterr().err
+    text = tmp_path / "policy.txt"
+    text.write_text("hello")
+    assert main(["eval", str(Path(text))]) == 2
+    assert "expected a .onnx bundle" in capsys.readouterr().err
