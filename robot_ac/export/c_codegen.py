@@ -14,7 +14,7 @@ import numpy as np
 
 from robot_ac.export import c_kernels
 from robot_ac.export.onnx_graph import ConcatOp, ElementwiseOp, MatMulOp, Operand, PlanOp, PolicyPlan
-from robot_ac.export.plan_opt import FusedElementwiseOp, optimize
+from robot_ac.export.plan_opt import FusedElementwiseOp, dense_strides, optimize
 
 GENERATOR = "robot_ac.export.onnx_to_c"
 UNROLL = 4  # partial sums in the matrix-vector inner loop (the final sum below assumes 4)
@@ -249,7 +249,7 @@ class _Emitter:
 
     def elementwise(self, op: ElementwiseOp) -> None:
         size = int(math.prod(op.shape))
-        dense = _dense(op.shape)
+        dense = dense_strides(op.shape)
         flat = all(o.scalar is not None or not o.strides or o.strides == dense for o in op.inputs)
         if flat:
             args = [self.ref(o, "i") for o in op.inputs]
@@ -329,14 +329,6 @@ def _gemv_eligible(op: MatMulOp) -> bool:
         and op.a.strides[1] == 1
         and (op.bias is None or op.bias.scalar is not None or not op.bias.strides)
     )
-
-
-def _dense(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
 
 
 def _index(terms: list[tuple[str, int]], offset: int = 0) -> str:

@@ -42,7 +42,8 @@ class FusedElementwiseOp:
         return [*self.head.inputs, *extra]
 
 
-def _dense(shape: tuple[int, ...]) -> tuple[int, ...]:
+def dense_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides of a contiguous tensor of ``shape``."""
     strides, acc = [], 1
     for d in reversed(shape):
         strides.append(acc)
@@ -52,7 +53,7 @@ def _dense(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def is_flat(op: ElementwiseOp) -> bool:
     """Every operand is read at the output's flat index (or is a scalar literal)."""
-    dense = _dense(op.shape)
+    dense = dense_strides(op.shape)
     return all(o.scalar is not None or not o.strides or o.strides == dense for o in op.inputs)
 
 

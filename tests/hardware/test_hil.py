@@ -35,7 +35,8 @@ def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained actor (outputs about hover) exported as a real bundle."""
     torch.manual_seed(0)
     env = QuadrotorEnv(num_envs=1)
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=env.hover_action)
+    actor = DeterministicActor(
+        env.observation_size("policy"), 4, [64, 64], "tanh", action_offset=env.hover_action)
     return export_bundle(actor, env.contract.to_dict(), tmp_path_factory.mktemp("hil") / "p.onnx")
 
 

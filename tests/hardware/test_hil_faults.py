@@ -28,7 +28,8 @@ from robot_ac.sim.quadrotor.env import QuadrotorEnv
 def bundle_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(1)
     env = QuadrotorEnv(num_envs=1)
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=env.hover_action)
+    actor = DeterministicActor(
+        env.observation_size("policy"), 4, [64, 64], "tanh", action_offset=env.hover_action)
     return export_bundle(actor, env.contract.to_dict(), tmp_path_factory.mktemp("hilf") / "p.onnx")
 
 

@@ -30,7 +30,8 @@ def env() -> QuadrotorEnv:
 def trained_like_actor(env: QuadrotorEnv, seed: int = 0) -> DeterministicActor:
     """The L2F-sized actor with the statistics and output scale a trained one has (not the ~0 fresh head)."""
     torch.manual_seed(seed)
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
+    actor = DeterministicActor(
+        env.observation_size("policy"), 4, [64, 64], "tanh", action_offset=env.hover_action, output_gain=1.0)
     obs = [env.reset(seed=seed)["policy"]]
     for _ in range(20):
         obs.append(env.step(torch.rand(env.num_envs, 4) * 0.6 - 0.3 + env.hover_action).observations["policy"])

@@ -26,7 +26,7 @@ def quad_bundle(tmp_path_factory, quad_env_contract) -> str:
     """Untrained actor around hover (outputs ~0.334 on every motor)."""
     torch.manual_seed(0)
     hover, contract = quad_env_contract
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=hover)
+    actor = DeterministicActor(contract["observation"]["size"], 4, [64, 64], "tanh", action_offset=hover)
     return str(export_bundle(actor, contract, tmp_path_factory.mktemp("bundles") / "quad.onnx"))
 
 
@@ -36,7 +36,7 @@ def hover_bundle(tmp_path_factory, quad_env_contract) -> str:
     it holds a drone started at rest in the air, so a closed loop that delivers commands on time stays airborne
     (late or missing commands, or motors-off, would let it fall)."""
     hover, contract = quad_env_contract
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=hover)
+    actor = DeterministicActor(contract["observation"]["size"], 4, [64, 64], "tanh", action_offset=hover)
     with torch.no_grad():
         actor.net[-1].weight.zero_()
     return str(export_bundle(actor, contract, tmp_path_factory.mktemp("bundles") / "hover.onnx"))

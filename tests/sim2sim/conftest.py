@@ -27,5 +27,6 @@ def lqr_bundle(tmp_path_factory: pytest.TempPathFactory, hover_env: QuadrotorEnv
 
 @pytest.fixture(scope="session")
 def untrained_bundle(tmp_path_factory: pytest.TempPathFactory, hover_env: QuadrotorEnv) -> Path:
-    actor = DeterministicActor(149, 4, [64, 64], "tanh", action_offset=hover_env.hover_action)
+    actor = DeterministicActor(
+        hover_env.observation_size("policy"), 4, [64, 64], "tanh", action_offset=hover_env.hover_action)
     return export_bundle(actor, hover_env.contract.to_dict(), tmp_path_factory.mktemp("untrained") / "p.onnx")
