@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ import torch
 from robot_ac.config import ConfigError
 from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
+from robot_ac.sim.counter_rng import counter_normal, step_key
 from robot_ac.sim.quadrotor import dynamics
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, QuadrotorParams, load_quadrotor
 from robot_ac.sim.task_config import TaskConfig, load_task
@@ -19,8 +21,20 @@ from robot_ac.sim.vec_env import StepResult, VecEnv
 # Reward terms, in the order of ``info["reward_terms"]``: learners that keep a replay buffer store the raw terms
 # and recompute the reward with the current curriculum weights (as Learning to Fly does).
 INTEGRAL_LIMIT_M_S = 0.5  # anti-windup clamp of position_error_integral, per axis
+ROW_FIELDS = frozenset({"action_history", "previous_action"})  # observation fields computed as [N, size]
+START_POOL_FACTOR = 16  # pre-sampled episode starts per environment; the pool is topped up when it could run dry
 
 REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude")
+
+
+@dataclass(frozen=True)
+class ObservationSource:
+    """What the observation fields are computed from: state columns ``[17, N]`` and the rest per environment."""
+
+    state: torch.Tensor
+    history: torch.Tensor
+    integral: torch.Tensor
+    params: QuadrotorBatchParams
 
 
 class QuadrotorEnv(VecEnv):
@@ -73,64 +87,96 @@ class QuadrotorEnv(VecEnv):
         self._curriculum_level = 0
 
         self.params = QuadrotorBatchParams.nominal(self.robot, self.num_envs, self.device)
-        self.state = torch.zeros(self.num_envs, dynamics.STATE_SIZE, device=self.device)
+        # State as structure of arrays [17, N]: each state variable is a contiguous column, which is what lets
+        # torch.compile vectorize the dynamics across environments. ``state`` shows it as [N, 17].
+        self._columns = torch.zeros(dynamics.STATE_SIZE, self.num_envs, device=self.device)
         self.history = torch.zeros(self.num_envs, self._buffer_length, self.num_rotors, device=self.device)
         self.episode_step = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         # Integral of the position error (clamped): an optional policy field that gives a memoryless policy
         # integral action against constant disturbances. The runtime integrates it the same way.
-        self.position_integral = torch.zeros(self.num_envs, 3, device=self.device)
-        self._integrate = self._make_integrator()
-        self._core = torch.compile(self._step_core, dynamic=False) if compile else self._step_core
+        self._integral = torch.zeros(3, self.num_envs, device=self.device)  # [3, N], like the state
+        self._rotor_constants = self.rotors.constants()
+        self._noise_seed = torch.tensor(seed, dtype=torch.int64, device=self.device)
+        self._noise_counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        # Resets draw from a pool of pre-sampled start states and parameters, consumed in environment order, so
+        # the step graph resets with masks (no data-dependent shapes, no sync) and stays deterministic.
+        self._pool_size = max(START_POOL_FACTOR * self.num_envs, 64)
+        self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
+        self._pool_cursor = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._pool_reserved = 0
+        # Guards only on tensors: the Python-side configuration (task, robot, contract) is fixed at construction,
+        # and checking it on every call cost ~0.2 ms per step, as much as the dynamics themselves at N = 4096.
+        self._core = (torch.compile(self._step_core, dynamic=False,
+                                    options={"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe})
+                      if compile else self._step_core)
 
     # ----------------------------------------------------------------------------------------- public API
+    @property
+    def state(self) -> torch.Tensor:
+        """``[N, 17]`` view of the state (writable in place); layout in ``dynamics``."""
+        return self._columns.T
+
+    @property
+    def position_integral(self) -> torch.Tensor:
+        """``[N, 3]`` view of the clamped position-error integral (the ``position_error_integral`` field)."""
+        return self._integral.T
+
+    @state.setter
+    def state(self, value: torch.Tensor) -> None:
+        self._columns = value.T.contiguous().to(device=self.device, dtype=torch.float32)
+
     def reset(self, seed: int | None = None) -> dict[str, torch.Tensor]:
         if seed is not None:
             self.generator.manual_seed(seed)
-        self._reset_envs(self._arange)
+            self._noise_seed = torch.tensor(seed, dtype=torch.int64, device=self.device)
+            self._noise_counter.zero_()
+        self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
+        self._pool_cursor.zero_()
+        ids = torch.arange(self.num_envs, device=self.device)
+        self.params = self._pool_params.gather(ids)
+        self._columns = self._pool_state[:, ids]
+        self._pool_cursor += self.num_envs
+        self._pool_reserved = self.num_envs
+        self.history[:] = self.hover_action
+        self.episode_step.zero_()
+        self._integral.zero_()
         return self._observe()
 
     def step(self, actions: torch.Tensor) -> StepResult:
         actions = actions.to(device=self.device, dtype=torch.float32)
         if actions.shape != (self.num_envs, self.num_rotors):
             raise ValueError(f"actions must have shape {(self.num_envs, self.num_rotors)}, got {tuple(actions.shape)}")
-        noise = self._draw_noise(self.num_envs)
-        (self.state, self.history, self.episode_step, self.position_integral, observations, reward, terminated,
-         truncated, info) = self._core(self.state, self.history, self.episode_step, self.position_integral, actions,
-                                       noise, self.reward_weights)
-        done = terminated | truncated
-        if bool(done.any()):
-            final = observations
-            observations = {k: v.clone() for k, v in final.items()}
-            ids = done.nonzero().squeeze(-1)
-            self._reset_envs(ids)
-            fresh = self._observe(ids)
-            for key in observations:
-                observations[key][ids] = fresh[key]
-            info["final_observations"] = final
-        else:
-            info["final_observations"] = observations
+        self._ensure_pool()
+        (self._columns, self.history, self.episode_step, self._integral, self.params, self._pool_cursor,
+         self._noise_counter, observations, reward, terminated, truncated, info) = self._core(
+            self._columns, self.history, self.episode_step, self._integral, self.params, self._pool_cursor,
+            self._noise_counter, actions, self.reward_weights)
+        self._pool_reserved += self.num_envs
         self._advance_curriculum()
         return StepResult(observations, reward, terminated, truncated, info)
 
-    def _step_core(self, state: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor,
-                   integral: torch.Tensor, actions: torch.Tensor, noise: torch.Tensor | None,
-                   weights: torch.Tensor) -> tuple:
-        """Everything in a step except resets: pure in its tensor arguments, so ``torch.compile`` fuses it."""
+    def _step_core(self, columns: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor,
+                   integral: torch.Tensor, params: QuadrotorBatchParams, cursor: torch.Tensor,
+                   counter: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor) -> tuple:
+        """The whole step, resets included: pure in its tensor arguments, so ``torch.compile`` fuses it."""
         nonfinite_action = ~torch.isfinite(actions).all(-1)
         # A non-finite action never reaches the dynamics: that environment gets motors-at-hover for this step
         # and terminates, so one bad policy output cannot poison the batch.
         action = torch.where(nonfinite_action[:, None], self.hover_action, actions).clamp(-1.0, 1.0)
         previous = history[:, 0]
         history = torch.cat([action[:, None], history[:, :-1]], dim=1)
-        applied = action if self._max_delay == 0 else history[self._arange, self.params.delay_steps]
+        applied = action if self._max_delay == 0 else history[self._arange, params.delay_steps]
         rpm_cmd = self.robot.rpm_min + (applied + 1.0) * (0.5 * (self.robot.rpm_max - self.robot.rpm_min))
-        state = self._integrate(state, rpm_cmd)
+        state = dynamics.rk4_columns(list(columns.unbind(0)), list(rpm_cmd.unbind(-1)), self.dt,
+                                     self.task.substeps, params.body_columns(), self._rotor_constants,
+                                     self.robot.gravity)
+        state = torch.stack(state, dim=0)
         episode_step = episode_step + 1
 
-        nonfinite_state = ~torch.isfinite(state).all(-1)
+        nonfinite_state = ~torch.isfinite(state).all(0)
         # Keep a diverged environment's numbers finite for the learners; it terminates and is reset.
-        state = torch.where(nonfinite_state[:, None], 0.0, state)
-        pos, quat, vel = state[:, dynamics.POS], state[:, dynamics.QUAT], state[:, dynamics.VEL]
+        state = torch.where(nonfinite_state[None], 0.0, state)
+        pos, quat, vel = state[dynamics.POS].T, state[dynamics.QUAT].T, state[dynamics.VEL].T
         terms = torch.stack([
             (pos * pos).sum(-1),
             1.0 - quat[:, 0] * quat[:, 0],
@@ -143,10 +189,19 @@ class QuadrotorEnv(VecEnv):
         terminated = out_of_bounds | nonfinite_action
         truncated = (episode_step >= self.episode_steps) & ~terminated
         reward = self.compute_reward(terms, terminated, weights)
-        integral = (integral + pos * self.dt).clamp(-INTEGRAL_LIMIT_M_S, INTEGRAL_LIMIT_M_S)
-        observations = self._observe_clean(state, history, integral, slice(None), self.num_envs)
-        if noise is not None:
-            observations["policy"] = self._add_noise(observations["policy"], noise)
+        integral = (integral + state[dynamics.POS] * self.dt).clamp(-INTEGRAL_LIMIT_M_S, INTEGRAL_LIMIT_M_S)
+        noise = self._noise(counter)
+        final = self._observations(state, history, integral, params, noise)
+
+        # Automatic resets: environments that ended take the next start states of the pool, in index order.
+        done = terminated | truncated
+        index = (cursor + torch.cumsum(done.long(), 0) - 1).clamp(0, self._pool_size - 1)
+        state = torch.where(done[None], self._pool_state[:, index], state)
+        params = params.where(done, self._pool_params.gather(index))
+        history = torch.where(done[:, None, None], self.hover_action, history)
+        integral = torch.where(done[None], 0.0, integral)
+        episode_step = torch.where(done, 0, episode_step)
+        observations = self._observations(state, history, integral, params, noise)
         info = {
             "reward_terms": terms,
             "out_of_bounds": out_of_bounds & ~nonfinite_state,
@@ -154,8 +209,10 @@ class QuadrotorEnv(VecEnv):
             "nonfinite_action": nonfinite_action,
             "position_error": torch.where(nonfinite_state, math.inf, pos.norm(dim=-1)),
             "episode_step": episode_step,
+            "final_observations": final,
         }
-        return state, history, episode_step, integral, observations, reward, terminated, truncated, info
+        return (state, history, episode_step, integral, params, cursor + done.sum(), counter + 1, observations,
+                reward, terminated, truncated, info)
 
     def compute_reward(self, terms: torch.Tensor, terminated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Reward from raw terms ``[..., 6]`` with the given curriculum weights ``[4]``."""
@@ -174,21 +231,10 @@ class QuadrotorEnv(VecEnv):
         return self.state[:, dynamics.POS]
 
     # ------------------------------------------------------------------------------------------ internals
-    def _make_integrator(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        robot, dt, substeps, rotors = self.robot, self.dt, self.task.substeps, self.rotors
-
-        def integrate(state: torch.Tensor, rpm_cmd: torch.Tensor) -> torch.Tensor:
-            p = self.params
-            return dynamics.rk4_step(state, rpm_cmd, dt, substeps, p.mass, p.inertia, p.thrust_coefficient,
-                                     p.yaw_torque_coefficient, p.motor_time_constant, p.linear_drag,
-                                     p.disturbance_force, p.disturbance_torque, rotors, robot.gravity)
-
-        return integrate
-
-    def _reset_envs(self, ids: torch.Tensor) -> None:
-        n, g, dev, start = ids.numel(), self.generator, self.device, self.task.start
-        if self.domain_randomization:
-            self.params.resample(ids, self.robot.randomization, g)
+    def _sample_starts(self, n: int) -> tuple[QuadrotorBatchParams, torch.Tensor]:
+        """``n`` episode starts: parameters (randomized per the robot file) and start states ``[17, n]``."""
+        g, dev, start = self.generator, self.device, self.task.start
+        params = QuadrotorBatchParams.sample(self.robot, n, g, self.domain_randomization)
 
         def uniform(scale: float, shape: tuple[int, ...]) -> torch.Tensor:
             return scale * (2.0 * torch.rand((n, *shape), generator=g, device=dev) - 1.0)
@@ -203,13 +249,21 @@ class QuadrotorEnv(VecEnv):
         identity = torch.tensor([1.0, 0.0, 0.0, 0.0], device=dev)
         quat = torch.where(at_rest, identity, quat)
         pos, vel, angvel = (torch.where(at_rest, 0.0, x) for x in (pos, vel, angvel))
-        mg = self.params.mass[ids] * self.robot.gravity
-        hover_rpm = torch.sqrt(mg / (self.num_rotors * self.params.thrust_coefficient[ids]))
+        hover_rpm = torch.sqrt(params.mass * self.robot.gravity / (self.num_rotors * params.thrust_coefficient))
         rpm = hover_rpm[:, None].expand(n, self.num_rotors)
-        self.state[ids] = torch.cat([pos, quat, vel, angvel, rpm], dim=-1)
-        self.history[ids] = self.hover_action
-        self.episode_step[ids] = 0
-        self.position_integral[ids] = 0.0
+        return params, torch.cat([pos, quat, vel, angvel, rpm], dim=-1).T.contiguous()
+
+    def _ensure_pool(self) -> None:
+        """Top the start pool up before a step could run it dry (every ~START_POOL_FACTOR steps)."""
+        if self._pool_reserved + self.num_envs <= self._pool_size:
+            return
+        used = int(self._pool_cursor)
+        fresh_params, fresh_state = self._sample_starts(used)
+        keep = torch.arange(used, self._pool_size, device=self.device)
+        self._pool_params = self._pool_params.gather(keep).cat(fresh_params)
+        self._pool_state = torch.cat([self._pool_state[:, used:], fresh_state], dim=1)
+        self._pool_cursor.zero_()
+        self._pool_reserved = 0
 
     def _advance_curriculum(self) -> None:
         self.total_env_steps += self.num_envs
@@ -223,27 +277,30 @@ class QuadrotorEnv(VecEnv):
                                  torch.maximum(grown, self._target_weights))
             self.reward_weights = capped
 
-    def _field_providers(self) -> dict[str, tuple[int, str, str, Callable[[dict], torch.Tensor]]]:
-        """Every field this robot can provide: name -> (size, unit, frame, function of the selected state)."""
+    def _field_providers(self) -> dict[str, tuple[int, str, str, Callable[[ObservationSource], torch.Tensor]]]:
+        """Every field this robot can provide: name -> (size, unit, frame, function of the state).
+
+        A function returns ``[size, N]`` (columns, like the state) or, for the action history, ``[N, size]``
+        (rows): ``_observations`` transposes runs of columns at once, which keeps the writes contiguous.
+        """
         r = self.num_rotors
+        ratios = QuadrotorBatchParams.ratio_scale(self.robot).to(device=self.device, dtype=torch.float32)
         return {
-            "position_error": (3, "m", "world", lambda s: s["state"][:, dynamics.POS]),
+            "position_error": (3, "m", "world", lambda s: s.state[dynamics.POS]),
             "rotation_matrix": (9, "1", "body_to_world_row_major",
-                                lambda s: dynamics.quat_to_rotmat(s["state"][:, dynamics.QUAT]).reshape(-1, 9)),
-            "linear_velocity": (3, "m/s", "world", lambda s: s["state"][:, dynamics.VEL]),
-            "angular_velocity": (3, "rad/s", "body", lambda s: s["state"][:, dynamics.ANGVEL]),
+                                lambda s: torch.stack(dynamics.quat_to_rotmat_columns(*s.state[dynamics.QUAT]))),
+            "linear_velocity": (3, "m/s", "world", lambda s: s.state[dynamics.VEL]),
+            "angular_velocity": (3, "rad/s", "body", lambda s: s.state[dynamics.ANGVEL]),
             "action_history": (self.history_length * r, "normalized", "motor",
-                               lambda s: s["history"][:, : self.history_length].reshape(s["n"], -1)),
-            "position_error_integral": (3, "m*s", "world", lambda s: s["integral"]),
-            "previous_action": (r, "normalized", "motor", lambda s: s["history"][:, 0]),
-            "rotor_speeds": (r, "fraction_of_rpm_max", "motor",
-                             lambda s: s["state"][:, dynamics.RPM] / self.robot.rpm_max),
-            "disturbance_force": (3, "N", "world", lambda s: s["params"].disturbance_force[s["ids"]]),
-            "disturbance_torque": (3, "N*m", "body", lambda s: s["params"].disturbance_torque[s["ids"]]),
+                               lambda s: s.history[:, : self.history_length].flatten(1)),
+            "position_error_integral": (3, "m*s", "world", lambda s: s.integral),
+            "previous_action": (r, "normalized", "motor", lambda s: s.history[:, 0]),
+            "rotor_speeds": (r, "fraction_of_rpm_max", "motor", lambda s: s.state[dynamics.RPM] / self.robot.rpm_max),
+            "disturbance_force": (3, "N", "world", lambda s: s.params.disturbance_force.T),
+            "disturbance_torque": (3, "N*m", "body", lambda s: s.params.disturbance_torque.T),
             "parameter_ratios": (7, "ratio_to_nominal", "none",
-                                 lambda s: s["params"].as_ratio_to(self.robot)[s["ids"]]),
-            "actuation_delay": (1, "control_steps", "none",
-                                lambda s: s["params"].delay_steps[s["ids"]].float()[:, None]),
+                                 lambda s: s.params.ratio_columns() * ratios[:, None]),
+            "actuation_delay": (1, "control_steps", "none", lambda s: s.params.delay_steps.float()[None]),
         }
 
     def _build_contract(self) -> Contract:
@@ -289,38 +346,57 @@ class QuadrotorEnv(VecEnv):
         lo, hi = int(noisy[0]), int(noisy[-1]) + 1
         return slice(lo, hi), stds[lo:hi].to(self.device)
 
-    def _draw_noise(self, n: int) -> torch.Tensor | None:
+    def _noise(self, counter: torch.Tensor) -> torch.Tensor | None:
+        """This step's observation noise ``[noisy policy columns, N]`` (standard normal), or None."""
         if not self.observation_noise or self._noise_columns is None:
             return None
-        return torch.randn((n, self._noise_columns[1].numel()), generator=self.generator, device=self.device)
+        key = step_key(self._noise_seed, counter)
+        return counter_normal(key, (self._noise_columns[1].numel(), self.num_envs), self.device)
 
-    def _add_noise(self, policy: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _observations(self, state: torch.Tensor, history: torch.Tensor, integral: torch.Tensor,
+                      params: QuadrotorBatchParams, noise: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Every observation group ``[N, size]`` for state columns ``[17, N]``; noise on the policy group."""
+        source = ObservationSource(state, history, integral, params)
+        return {group: self._group_observation(spec, source, noise if group == "policy" else None)
+                for group, spec in self.contract.groups.items()}
+
+    def _group_observation(self, spec: GroupSpec, source: ObservationSource,
+                           noise: torch.Tensor | None) -> torch.Tensor:
+        """One group's vector. Runs of column fields are stacked ``[k, N]``, get their noise there and are
+        transposed once, so each output row is written a single time."""
+        runs: list[tuple[int, list[torch.Tensor]]] = []  # (first column, [k, N] blocks); a row field: (-1, [x])
+        offset = 0
+        for f in spec.fields:
+            value = self._providers[f.name][3](source)
+            if f.name in ROW_FIELDS:
+                runs.append((-1, [value]))
+            elif runs and runs[-1][0] >= 0:
+                runs[-1][1].append(value)
+            else:
+                runs.append((offset, [value]))
+            offset += f.size
+        parts = []
+        for start, blocks in runs:
+            if start < 0:
+                parts.append(blocks[0])
+                continue
+            block = torch.cat(blocks)
+            if noise is not None:
+                block = self._add_noise(block, noise, start)
+            parts.append(block.T)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0].contiguous()
+
+    def _add_noise(self, block: torch.Tensor, noise: torch.Tensor, start: int) -> torch.Tensor:
+        """Add the policy noise that falls on columns ``[start, start + len(block))`` of a ``[k, N]`` block."""
         cols, std = self._noise_columns
-        return torch.cat([policy[:, : cols.start], policy[:, cols] + noise * std, policy[:, cols.stop:]], dim=-1)
+        lo, hi = max(cols.start, start), min(cols.stop, start + block.shape[0])
+        if lo >= hi:
+            return block
+        noisy = block[lo - start: hi - start] + noise[lo - cols.start: hi - cols.start] * std[lo - cols.start:
+                                                                                              hi - cols.start, None]
+        return torch.cat([block[: lo - start], noisy, block[hi - start:]])
 
-    def _observe_clean(self, state: torch.Tensor, history: torch.Tensor, integral: torch.Tensor,
-                       ids: torch.Tensor | slice, n: int) -> dict[str, torch.Tensor]:
-        select = {"state": state, "history": history, "integral": integral, "params": self.params, "ids": ids,
-                  "n": n}
-        cache: dict[str, torch.Tensor] = {}
-        out = {}
-        for group, spec in self.contract.groups.items():
-            parts = []
-            for f in spec.fields:
-                if f.name not in cache:
-                    cache[f.name] = self._providers[f.name][3](select)
-                parts.append(cache[f.name])
-            out[group] = torch.cat(parts, dim=-1)
-        return out
-
-    def _observe(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Observations of ``ids`` (all when None), with noise; the eager path used after resets."""
-        if ids is None:
-            out = self._observe_clean(self.state, self.history, self.position_integral, slice(None), self.num_envs)
-        else:
-            out = self._observe_clean(self.state[ids], self.history[ids], self.position_integral[ids], ids,
-                                      ids.numel())
-        noise = self._draw_noise(out["policy"].shape[0])
-        if noise is not None:
-            out["policy"] = self._add_noise(out["policy"], noise)
-        return out
+    def _observe(self) -> dict[str, torch.Tensor]:
+        """Observations of the current state (after ``reset``), with this step's noise."""
+        return self._observations(self._columns, self.history, self._integral, self.params,
+                                  self._noise(self._noise_counter))

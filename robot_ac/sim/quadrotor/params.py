@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import torch
 
 from robot_ac.config import KeyedValueError, Range, bounded, load_yaml_config
 from robot_ac.paths import robot_file
+from robot_ac.sim.quadrotor import dynamics
 
 
 @dataclass(frozen=True)
@@ -78,41 +78,73 @@ def load_quadrotor(robot: str | Path) -> QuadrotorParams:
     return load_yaml_config(QuadrotorParams, path)
 
 
-@dataclass
-class QuadrotorBatchParams:
-    """Per-environment physical parameters as tensors ``[num_envs, ...]``; what the dynamics consume."""
+# Rows of QuadrotorBatchParams.values: one [14, N] tensor, so the step graph takes one input, not nine.
+PARAMETER_ROWS: dict[str, int | slice] = {
+    "mass": 0, "inertia": slice(1, 4), "thrust_coefficient": 4, "yaw_torque_coefficient": 5,
+    "motor_time_constant": 6, "linear_drag": 7, "disturbance_force": slice(8, 11), "disturbance_torque": slice(11, 14),
+}
+NUM_PARAMETER_ROWS = 14
 
-    mass: torch.Tensor                # [N]
-    inertia: torch.Tensor             # [N, 3]
-    thrust_coefficient: torch.Tensor  # [N]
-    yaw_torque_coefficient: torch.Tensor  # [N]
-    motor_time_constant: torch.Tensor  # [N]
-    linear_drag: torch.Tensor         # [N]
-    delay_steps: torch.Tensor         # [N] int64
-    disturbance_force: torch.Tensor   # [N, 3] world frame
-    disturbance_torque: torch.Tensor  # [N, 3] body frame
+
+def _parameter_view(name: str) -> property:
+    """``[N]`` (or ``[N, 3]`` for per-axis values) view of one parameter; assignment writes in place."""
+    row = PARAMETER_ROWS[name]
+
+    def get(self: QuadrotorBatchParams) -> torch.Tensor:
+        return self.values[row].T if isinstance(row, slice) else self.values[row]
+
+    def set_(self: QuadrotorBatchParams, value: torch.Tensor) -> None:
+        get(self).copy_(torch.as_tensor(value, dtype=self.values.dtype, device=self.values.device))
+
+    return property(get, set_, doc=f"per-environment {name}")
+
+
+class QuadrotorBatchParams:
+    """Per-environment physical parameters ``[14, N]`` (named views below) and delays ``[N]``: what the
+    dynamics consume. Per-axis parameters (inertia, disturbance force in the world frame and torque in the
+    body frame) read as ``[N, 3]``; every view writes through to ``values``.
+    """
+
+    mass = _parameter_view("mass")
+    inertia = _parameter_view("inertia")
+    thrust_coefficient = _parameter_view("thrust_coefficient")
+    yaw_torque_coefficient = _parameter_view("yaw_torque_coefficient")
+    motor_time_constant = _parameter_view("motor_time_constant")
+    linear_drag = _parameter_view("linear_drag")
+    disturbance_force = _parameter_view("disturbance_force")
+    disturbance_torque = _parameter_view("disturbance_torque")
+
+    def __init__(self, values: torch.Tensor, delay_steps: torch.Tensor) -> None:
+        if values.dim() != 2 or values.shape[0] != NUM_PARAMETER_ROWS or delay_steps.shape != values.shape[1:]:
+            raise ValueError(f"parameters must be [{NUM_PARAMETER_ROWS}, N] with delays [N], got "
+                             f"{tuple(values.shape)} and {tuple(delay_steps.shape)}")
+        self.values = values
+        self.delay_steps = delay_steps  # [N] int64, control steps of pure actuation delay
+
+    @property
+    def num_envs(self) -> int:
+        return self.values.shape[1]
 
     @staticmethod
     def nominal(params: QuadrotorParams, num_envs: int, device: torch.device | str) -> QuadrotorBatchParams:
-        def full(value: float) -> torch.Tensor:
-            return torch.full((num_envs,), float(value), device=device)
+        column = [params.mass, *params.inertia, params.thrust_coefficient, params.yaw_torque_coefficient,
+                  params.motor_time_constant, params.linear_drag, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        values = torch.tensor(column, dtype=torch.float32, device=device)[:, None].expand(-1, num_envs).clone()
+        return QuadrotorBatchParams(values, torch.zeros(num_envs, dtype=torch.long, device=device))
 
-        return QuadrotorBatchParams(
-            mass=full(params.mass),
-            inertia=torch.tensor(params.inertia, device=device).expand(num_envs, 3).clone(),
-            thrust_coefficient=full(params.thrust_coefficient),
-            yaw_torque_coefficient=full(params.yaw_torque_coefficient),
-            motor_time_constant=full(params.motor_time_constant),
-            linear_drag=full(params.linear_drag),
-            delay_steps=torch.zeros(num_envs, dtype=torch.long, device=device),
-            disturbance_force=torch.zeros(num_envs, 3, device=device),
-            disturbance_torque=torch.zeros(num_envs, 3, device=device),
-        )
+    @staticmethod
+    def sample(params: QuadrotorParams, num_envs: int, generator: torch.Generator,
+               randomize: bool) -> QuadrotorBatchParams:
+        """``num_envs`` parameter sets: drawn from the robot's ranges, or all nominal when not ``randomize``."""
+        batch = QuadrotorBatchParams.nominal(params, num_envs, generator.device)
+        if randomize and params.randomization is not None:
+            batch.resample(torch.arange(num_envs, device=generator.device), params.randomization, generator)
+        return batch
 
     def resample(self, env_ids: torch.Tensor, rand: QuadrotorRandomization, generator: torch.Generator) -> None:
         """Draw new parameters for ``env_ids`` only; other environments keep theirs."""
         n = env_ids.numel()
-        device = self.mass.device
+        device = self.values.device
 
         def uniform(r: Range, shape: tuple[int, ...] = ()) -> torch.Tensor:
             u = torch.rand((n, *shape), generator=generator, device=device)
@@ -131,16 +163,38 @@ class QuadrotorBatchParams:
         self.disturbance_torque[env_ids] = rand.disturbance_torque_std * torch.randn(
             (n, 3), generator=generator, device=device)
 
+    def body_columns(self) -> dynamics.BodyColumns:
+        """The parameters as the per-axis columns the dynamics consume."""
+        v = self.values
+        return dynamics.BodyColumns(v[0], v[1:4].unbind(0), v[4], v[5], v[6], v[7], v[8:11].unbind(0),
+                                    v[11:14].unbind(0))
+
+    def where(self, mask: torch.Tensor, other: QuadrotorBatchParams) -> QuadrotorBatchParams:
+        """``other``'s parameters where ``mask [N]`` holds, these elsewhere (new tensors)."""
+        return QuadrotorBatchParams(torch.where(mask[None], other.values, self.values),
+                                    torch.where(mask, other.delay_steps, self.delay_steps))
+
+    def gather(self, index: torch.Tensor) -> QuadrotorBatchParams:
+        """The parameter sets at ``index [N]`` (for drawing resets from a pre-sampled pool)."""
+        return QuadrotorBatchParams(self.values[:, index], self.delay_steps[index])
+
+    def cat(self, other: QuadrotorBatchParams) -> QuadrotorBatchParams:
+        """These parameter sets followed by ``other``'s."""
+        return QuadrotorBatchParams(torch.cat([self.values, other.values], 1),
+                                    torch.cat([self.delay_steps, other.delay_steps]))
+
+    def ratio_columns(self) -> torch.Tensor:
+        """The seven randomized parameters ``[7, N]``: mass, inertia x y z, kf, km, motor tau."""
+        return self.values[0:7]
+
+    @staticmethod
+    def ratio_scale(params: QuadrotorParams) -> torch.Tensor:
+        """1 / nominal for each row of ``ratio_columns``."""
+        nominal = [params.mass, *params.inertia, params.thrust_coefficient, params.yaw_torque_coefficient,
+                   params.motor_time_constant]
+        return 1.0 / torch.tensor(nominal, dtype=torch.float64)
+
     def as_ratio_to(self, params: QuadrotorParams) -> torch.Tensor:
         """Randomized parameters relative to nominal, ``[N, 7]``: privileged critic input, unitless."""
-        nominal_inertia = torch.tensor(params.inertia, device=self.mass.device)
-        return torch.cat([
-            (self.mass / params.mass)[:, None],
-            self.inertia / nominal_inertia,
-            (self.thrust_coefficient / params.thrust_coefficient)[:, None],
-            (self.yaw_torque_coefficient / params.yaw_torque_coefficient)[:, None],
-            (self.motor_time_constant / params.motor_time_constant)[:, None],
-        ], dim=-1)
-
-    def fields(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(self)]
+        scale = self.ratio_scale(params).to(device=self.values.device, dtype=self.values.dtype)
+        return (self.ratio_columns() * scale[:, None]).T
