@@ -153,26 +153,24 @@ def rk4_columns(state: Columns, rpm_cmd: Columns, dt: float, substeps: int, body
                 rotors: RotorConstants, gravity: float) -> Columns:
     """Advance 17 state columns by ``dt`` with ``substeps`` classic RK4 steps, holding the command constant.
 
-    The quaternion is renormalised after each sub-step so that integration error never scales the body.
+    The quaternion is renormalised after each sub-step so that integration error never scales the body. The
+    stage combinations run on the stacked ``[17, N]`` state: one op each instead of 17 (eager mode is op-bound).
     """
     h = dt / substeps
+    s = torch.stack(state)
 
-    def f(s: Columns) -> Columns:
-        return quadrotor_derivative_columns(s, rpm_cmd, body, rotors, gravity)
-
-    def add(s: Columns, k: Columns, scale: float) -> Columns:
-        return [a + scale * b for a, b in zip(s, k, strict=True)]
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack(quadrotor_derivative_columns(list(x.unbind(0)), rpm_cmd, body, rotors, gravity))
 
     for _ in range(substeps):
-        k1 = f(state)
-        k2 = f(add(state, k1, 0.5 * h))
-        k3 = f(add(state, k2, 0.5 * h))
-        k4 = f(add(state, k3, h))
-        state = [s + (h / 6.0) * (a + 2 * b + 2 * c + d) for s, a, b, c, d in zip(state, k1, k2, k3, k4, strict=True)]
-        qw, qx, qy, qz = state[QUAT]
-        inv_norm = torch.rsqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-        state[QUAT] = [q * inv_norm for q in state[QUAT]]
-    return state
+        k1 = f(s)
+        k2 = f(s + (0.5 * h) * k1)
+        k3 = f(s + (0.5 * h) * k2)
+        k4 = f(s + h * k3)
+        s = s + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+        quat = s[QUAT]
+        s = torch.cat([s[POS], quat * torch.rsqrt((quat * quat).sum(0, keepdim=True)), s[7:]])
+    return list(s.unbind(0))
 
 
 def rk4_step(state: torch.Tensor, rpm_cmd: torch.Tensor, dt: float, substeps: int, mass: torch.Tensor,
