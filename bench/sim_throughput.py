@@ -3,6 +3,11 @@
 The full step counts: dynamics, observations for both groups with noise, reward terms, termination and the
 automatic resets with domain randomization. Prints a table and writes JSON (median over repeats).
 
+Two context rows per batch size, not part of the target: ``dynamics`` is the compiled RK4 alone (what the
+issue's single-threaded C++ reference, ~6M dynamics steps/s here, measures), and ``copy floor`` is the rate at
+which this machine can merely write the step's outputs (observations to act on and final observations for both
+groups, new state and history), measured as a tensor copy of the same number of bytes.
+
     python bench/sim_throughput.py [--batches 1 64 1024 4096 16384] [--repeats 5] [--device cpu]
 """
 
@@ -14,28 +19,27 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from robot_ac.sim.quadrotor import dynamics  # noqa: E402
 from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
 
 
-def measure(num_envs: int, compile: bool, repeats: int, device: str, seconds: float) -> dict:
-    env = QuadrotorEnv(num_envs=num_envs, device=device, seed=0, compile=compile)
-    env.reset()
-    gen = torch.Generator(device=device).manual_seed(0)
-    actions = [torch.rand((num_envs, 4), generator=gen, device=device) * 2 - 1 for _ in range(16)]
+def _rate(step: Callable[[int], object], num_envs: int, repeats: int, device: str, seconds: float) -> dict:
+    """Median env-steps/s of ``step(i)`` over ``repeats`` timed blocks, after a warm-up (and compilation)."""
     t0 = time.perf_counter()
-    for i in range(20):  # warm-up (and compilation)
-        env.step(actions[i % 16])
+    for i in range(20):
+        step(i)
     warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     n = 0
     while time.perf_counter() - t0 < seconds / 4 or n < 10:
-        env.step(actions[n % 16])
+        step(n)
         n += 1
     steps_per_rep = max(10, int(n * 4 * seconds / (time.perf_counter() - t0) / repeats / 4))
     rates = []
@@ -44,20 +48,61 @@ def measure(num_envs: int, compile: bool, repeats: int, device: str, seconds: fl
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for i in range(steps_per_rep):
-            env.step(actions[i % 16])
+            step(i)
         if device == "cuda":
             torch.cuda.synchronize()
         rates.append(steps_per_rep * num_envs / (time.perf_counter() - t0))
-    mode = "compile" if compile else "eager"
-    return {"num_envs": num_envs, "mode": mode, "env_steps_per_s": statistics.median(rates),
-            "min": min(rates), "max": max(rates), "repeats": repeats, "steps_per_repeat": steps_per_rep,
-            "warmup_s": warmup_s}
+    return {"env_steps_per_s": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": repeats,
+            "steps_per_repeat": steps_per_rep, "warmup_s": warmup_s}
+
+
+def _random_actions(num_envs: int, device: str) -> list[torch.Tensor]:
+    gen = torch.Generator(device=device).manual_seed(0)
+    return [torch.rand((num_envs, 4), generator=gen, device=device) * 2 - 1 for _ in range(16)]
+
+
+def measure(num_envs: int, compile: bool, repeats: int, device: str, seconds: float) -> dict:
+    env = QuadrotorEnv(num_envs=num_envs, device=device, seed=0, compile=compile)
+    env.reset()
+    actions = _random_actions(num_envs, device)
+    row = _rate(lambda i: env.step(actions[i % 16]), num_envs, repeats, device, seconds)
+    return {"num_envs": num_envs, "mode": "compile" if compile else "eager", **row}
+
+
+def measure_dynamics(num_envs: int, repeats: int, device: str, seconds: float) -> dict:
+    """The compiled RK4 step alone, on the environment's own state layout and parameters."""
+    env = QuadrotorEnv(num_envs=num_envs, device=device, seed=0)
+    env.reset()
+    body, rotors, robot = env.params.body_columns(), env.rotors.constants(), env.robot
+
+    def integrate(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        rpm = robot.rpm_min + (action.T + 1.0) * (0.5 * (robot.rpm_max - robot.rpm_min))
+        return torch.stack(dynamics.rk4_columns(list(state.unbind(0)), list(rpm.unbind(0)), env.dt,
+                                                env.task.substeps, body, rotors, robot.gravity))
+
+    compiled = torch.compile(integrate, dynamic=False)
+    actions = _random_actions(num_envs, device)
+    state = env.state.T.contiguous()
+    row = _rate(lambda i: compiled(state, actions[i % 16]), num_envs, repeats, device, seconds)
+    return {"num_envs": num_envs, "mode": "dynamics", **row}
+
+
+def measure_copy_floor(num_envs: int, repeats: int, device: str, seconds: float) -> dict:
+    """Env-steps/s at which this machine can only write the bytes a full step outputs (a tensor copy)."""
+    env = QuadrotorEnv(num_envs=num_envs, device=device, seed=0)
+    floats = 2 * sum(env.observation_size(g) for g in env.contract.groups)  # to act on + final
+    floats += 17 + env.history[0].numel()
+    source = torch.rand(num_envs, floats, device=device)
+    target = torch.empty_like(source)
+    row = _rate(lambda i: target.copy_(source), num_envs, repeats, device, seconds)
+    return {"num_envs": num_envs, "mode": "copy floor", "bytes_per_step": 4 * floats * num_envs, **row}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
-    parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "compile", "dynamics", "copy floor"],
+                        choices=["eager", "compile", "dynamics", "copy floor"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="approximate measuring time per cell")
     parser.add_argument("--device", default="cpu")
@@ -65,12 +110,17 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    print(f"{'num_envs':>9} {'mode':>8} {'env-steps/s (median)':>22} {'min':>12} {'max':>12}")
+    print(f"{'num_envs':>9} {'mode':>10} {'env-steps/s (median)':>22} {'min':>12} {'max':>12}")
     for batch in args.batches:
         for mode in args.modes:
-            row = measure(batch, mode == "compile", args.repeats, args.device, args.seconds)
+            if mode == "dynamics":
+                row = measure_dynamics(batch, args.repeats, args.device, args.seconds)
+            elif mode == "copy floor":
+                row = measure_copy_floor(batch, args.repeats, args.device, args.seconds)
+            else:
+                row = measure(batch, mode == "compile", args.repeats, args.device, args.seconds)
             rows.append(row)
-            print(f"{batch:>9} {mode:>8} {row['env_steps_per_s']:>22,.0f} {row['min']:>12,.0f} {row['max']:>12,.0f}",
+            print(f"{batch:>9} {mode:>10} {row['env_steps_per_s']:>22,.0f} {row['min']:>12,.0f} {row['max']:>12,.0f}",
                   flush=True)
     result = {
         "benchmark": "sim_throughput", "device": args.device, "torch": torch.__version__,
