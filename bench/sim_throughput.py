@@ -18,11 +18,16 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Run alone on a quiet machine with threads = cores: OpenMP workers may spin between the many parallel loops of
+# the compiled step (PASSIVE sleeps at each barrier and measured 2.6x slower at N = 4096 here). Anything else
+# running makes spinning workers steal its cores: then pass OMP_WAIT_POLICY=PASSIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import torch  # noqa: E402
 
@@ -98,6 +103,14 @@ def measure_copy_floor(num_envs: int, repeats: int, device: str, seconds: float)
     return {"num_envs": num_envs, "mode": "copy floor", "bytes_per_step": 4 * floats * num_envs, **row}
 
 
+def measure_cell(batch: int, mode: str, args: argparse.Namespace) -> dict:
+    if mode == "dynamics":
+        return measure_dynamics(batch, args.repeats, args.device, args.seconds)
+    if mode == "copy floor":
+        return measure_copy_floor(batch, args.repeats, args.device, args.seconds)
+    return measure(batch, mode == "compile", args.repeats, args.device, args.seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
@@ -106,25 +119,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="approximate measuring time per cell")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cell", nargs=2, metavar=("NUM_ENVS", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sim_throughput.json")
     args = parser.parse_args()
 
+    if args.cell:
+        print(json.dumps(measure_cell(int(args.cell[0]), args.cell[1], args)))
+        return
     rows = []
     print(f"{'num_envs':>9} {'mode':>10} {'env-steps/s (median)':>22} {'min':>12} {'max':>12}")
     for batch in args.batches:
         for mode in args.modes:
-            if mode == "dynamics":
-                row = measure_dynamics(batch, args.repeats, args.device, args.seconds)
-            elif mode == "copy floor":
-                row = measure_copy_floor(batch, args.repeats, args.device, args.seconds)
-            else:
-                row = measure(batch, mode == "compile", args.repeats, args.device, args.seconds)
+            # each cell in a fresh process: compiled graphs and buffers of earlier cells measurably slowed later
+            # ones (4096 compiled: 1.4M after four other cells, 2.8M alone)
+            cmd = [sys.executable, __file__, "--cell", str(batch), mode, "--repeats", str(args.repeats),
+                   "--seconds", str(args.seconds), "--device", args.device]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
             rows.append(row)
             print(f"{batch:>9} {mode:>10} {row['env_steps_per_s']:>22,.0f} {row['min']:>12,.0f} {row['max']:>12,.0f}",
                   flush=True)
     result = {
         "benchmark": "sim_throughput", "device": args.device, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "threads": torch.get_num_threads(), "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "processor": platform.processor(), "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -246,3 +246,14 @@ def test_position_integral_field_integrates_clamps_and_resets():
     env.state[1, 0] = 0.7  # leaves the box: reset zeroes its integral
     obs = env.step(torch.full((3, 4), env.hover_action)).observations["policy"]
     assert torch.all(obs[1, start:end] == 0) and torch.all(obs[0, start:end] != 0)
+
+
+def test_compiled_environments_with_different_configurations_do_not_share_a_graph():
+    noisy = QuadrotorEnv(num_envs=8, seed=0, compile=True)
+    clean = QuadrotorEnv(num_envs=8, seed=0, compile=True, observation_noise=False)
+    noisy.reset()
+    clean.reset()
+    hover = torch.full((8, 4), noisy.hover_action)
+    a, b = noisy.step(hover).observations, clean.step(hover).observations
+    assert (a["policy"][:, :3] - a["critic"][:, :3]).abs().max() > 0
+    assert torch.equal(b["policy"][:, :3], b["critic"][:, :3])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ ROW_FIELDS = frozenset({"action_history", "previous_action"})  # observation fie
 START_POOL_FACTOR = 16  # pre-sampled episode starts per environment; the pool is topped up when it could run dry
 
 REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude")
+
+
+def _tensor_and_key_guards(entries: list) -> list[bool]:
+    """Keep dynamo's tensor guards and the guard on ``self._graph_key``; drop the per-attribute config guards."""
+    return [e.guard_type == "TENSOR_MATCH" or e.name == "self._graph_key" for e in entries]
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,17 @@ class QuadrotorEnv(VecEnv):
         self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
         self._pool_cursor = torch.zeros((), dtype=torch.int64, device=self.device)
         self._pool_reserved = 0
-        # Guards only on tensors: the Python-side configuration (task, robot, contract) is fixed at construction,
-        # and checking it on every call cost ~0.2 ms per step, as much as the dynamics themselves at N = 4096.
-        self._core = (torch.compile(self._step_core, dynamic=False,
-                                    options={"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe})
+        # Guards only on tensors plus one key of the Python-side configuration (task, robot, flags), which is fixed
+        # at construction: dynamo's default guards walk the whole config and contract on every call, ~0.2 ms per
+        # step, as much as the dynamics at N = 4096. Environments with equal keys share a graph, which is correct.
+        self._graph_key = hashlib.sha256(repr((self.task, self.robot, self.domain_randomization,
+                                               self.observation_noise, self.num_envs, str(self.device),
+                                               self.hover_action)).encode()).hexdigest()
+        if compile:
+            # one cache entry per (configuration, batch size); the default limit of 8 would silently fall back
+            # to eager in a process that builds more environments (benchmarks, tests)
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self._core = (torch.compile(self._step_core, dynamic=False, options={"guard_filter_fn": _tensor_and_key_guards})
                       if compile else self._step_core)
 
     # ----------------------------------------------------------------------------------------- public API
@@ -159,6 +172,8 @@ class QuadrotorEnv(VecEnv):
                    integral: torch.Tensor, params: QuadrotorBatchParams, cursor: torch.Tensor,
                    counter: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor) -> tuple:
         """The whole step, resets included: pure in its tensor arguments, so ``torch.compile`` fuses it."""
+        if not self._graph_key:  # read so that the compiled graph is guarded on this environment's configuration
+            raise RuntimeError("environment without a configuration key")
         nonfinite_action = ~torch.isfinite(actions).all(-1)
         # A non-finite action never reaches the dynamics: that environment gets motors-at-hover for this step
         # and terminates, so one bad policy output cannot poison the batch.
