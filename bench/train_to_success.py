@@ -32,6 +32,7 @@ def run_seed(algo: str, seed: int, max_seconds: float, out_root: Path, device: s
     return {"algo": algo, "seed": seed, "wall_clock_s": wall, "succeeded": bool(summary.get("succeeded")),
             "env_steps": summary.get("env_steps"), "training_s": summary.get("seconds"),
             "success_rate": last.get("success_rate"), "survival_rate": last.get("survival_rate"),
+            "best_success_rate": summary.get("best_success_rate"),
             "settle_error_median_m": last.get("settle_error_median_m"), "returncode": proc.returncode,
             "stderr_tail": proc.stderr[-500:] if proc.returncode not in (0, 1) else ""}
 
@@ -47,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    header = ("algo", "seed", "ok", "wall s", "env steps", "success", "survival", "settle cm")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (5, 4, 3, 8, 11, 8, 8, 9), strict=True)))
+    header = ("algo", "seed", "ok", "wall s", "env steps", "success", "survival", "settle cm", "best succ")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (5, 4, 3, 8, 11, 8, 8, 9, 9), strict=True)))
     for algo in args.algos:
         for seed in args.seeds:
             r = run_seed(algo, seed, args.max_seconds, args.out_root, args.device)
@@ -56,7 +57,7 @@ def main() -> None:
             settle = r["settle_error_median_m"]
             print(f"{algo:>5} {seed:>4} {'yes' if r['succeeded'] else 'no':>3} {r['wall_clock_s']:>8.1f} "
                   f"{r['env_steps'] or 0:>11,} {r['success_rate'] or 0:>8.1%} {r['survival_rate'] or 0:>8.1%} "
-                  f"{(settle or float('nan')) * 100:>9.2f}", flush=True)
+                  f"{(settle or float('nan')) * 100:>9.2f} {r['best_success_rate'] or 0:>9.1%}", flush=True)
     summary = {}
     for algo in args.algos:
         mine = [r for r in rows if r["algo"] == algo]
@@ -64,7 +65,9 @@ def main() -> None:
         summary[algo] = {"seeds": len(mine), "succeeded": len(ok),
                          "median_wall_clock_s_of_successes": statistics.median(ok) if ok else None,
                          "max_wall_clock_s_of_successes": max(ok) if ok else None,
-                         "median_env_steps": statistics.median([r["env_steps"] or 0 for r in mine])}
+                         "median_env_steps": statistics.median([r["env_steps"] or 0 for r in mine]),
+                         "median_best_success_rate": statistics.median([r["best_success_rate"] or 0 for r in mine]),
+                         "max_best_success_rate": max(r["best_success_rate"] or 0 for r in mine)}
         median = summary[algo]["median_wall_clock_s_of_successes"]
         print(f"{algo}: {len(ok)}/{len(mine)} seeds met the criterion; median wall-clock of those {median} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

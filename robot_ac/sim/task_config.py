@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class RewardConfig:
     action_rate: float = bounded(0.0, min=0.0)
     action_magnitude: float = bounded(0.0, min=0.0)
     termination_penalty: float = bounded(0.0, min=0.0)
+    floor: float = bounded(-math.inf, doc="lowest shaped reward of a step, before the termination penalty: with "
+                                       "floor >= 0 staying alive never pays less than ending the episode")
 
 
 @dataclass(frozen=True)

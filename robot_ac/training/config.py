@@ -19,6 +19,9 @@ class TrainConfig:
     """One training run. Every field can be set in the agent YAML; the CLI overrides the common ones."""
 
     task: str = "quadrotor-hover"
+    train_task: str = bounded("", doc="task file for the training environment only (e.g. a wider start "
+                                      "distribution); its observation contract must equal the task's. Evaluation, "
+                                      "the success criterion and the exported contract always use `task`")
     robot: str = bounded("", doc="robot file (sim/robots/<name>.yaml or a path); empty uses the task's robot")
     algo: str = "ppo"
     seed: int = 0
@@ -32,6 +35,8 @@ class TrainConfig:
     curriculum_every_steps: int = bounded(0, min=0, doc="0 keeps the task's value")
     threads: int = bounded(0, min=0, doc="torch threads; 0 uses all cores")
     compile_env: bool = False
+    replay_failed_starts: float = bounded(0.0, min=0.0, max=0.9, doc="fraction of new training episodes that "
+                                          "restart from the start of an episode that terminated (0 = off)")
     ppo: PPOConfig = PPOConfig()
     offpolicy: OffPolicyConfig = OffPolicyConfig()
 

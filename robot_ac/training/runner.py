@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from robot_ac.algos.offpolicy import OffPolicy
 from robot_ac.algos.ppo import PPO
-from robot_ac.config import to_mapping
+from robot_ac.config import KeyedValueError, to_mapping
 from robot_ac.policy.bundle import export_bundle
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
 from robot_ac.training.config import TrainConfig
@@ -139,9 +139,13 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
-        self.env = QuadrotorEnv(cfg.task, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
+        self.env = QuadrotorEnv(cfg.train_task or cfg.task, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
                                 robot=cfg.robot or None, curriculum_every_steps=cfg.curriculum_every_steps or None,
-                                compile=cfg.compile_env)
+                                compile=cfg.compile_env, replay_failed_starts=cfg.replay_failed_starts)
+        if cfg.train_task and (QuadrotorEnv(cfg.task, robot=cfg.robot or None).contract.to_dict()
+                               != self.env.contract.to_dict()):
+            raise KeyedValueError("train_task", f"{cfg.train_task} declares a different observation contract from "
+                                                f"the task {cfg.task}, which evaluation and export use")
         self.stats = _EpisodeStats(cfg.num_envs, self.device)
         adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
         self.adapter = adapter(cfg, self.env, self.stats)

@@ -167,6 +167,21 @@ def test_reward_curriculum_grows_weights_to_their_caps():
     assert (env.reward_weights >= start).all()
 
 
+def test_reward_floor_bounds_the_shaped_reward_and_keeps_the_termination_penalty():
+    import dataclasses
+
+    env = QuadrotorEnv(num_envs=4, seed=0)
+    cfg = dataclasses.replace(env.task.reward, floor=0.0, termination_penalty=3.0)
+    env.task = dataclasses.replace(env.task, reward=cfg)
+    terms = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.3, 0.5, 4.0, 1.0, 0.0, 0.0]]).repeat(2, 1)
+    terminated = torch.tensor([False, False, True, True])
+    weights = torch.tensor([40.0, 5.0, 1.0, 1.0])
+    reward = env.compute_reward(terms, terminated, weights)
+    unfloored = cfg.constant - cfg.scale * (terms[:, :4] * weights).sum(-1)
+    assert unfloored[1] < 0  # the far, fast state would pay less than ending the episode without the floor
+    assert torch.allclose(reward, unfloored.clamp_min(0.0) - 3.0 * terminated.float())
+
+
 def test_make_env_builds_resets_and_steps_every_task():
     env = make_env("quadrotor-hover", num_envs=4)
     obs = env.reset(seed=0)

@@ -116,3 +116,20 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--resume",
                              str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no checkpoint to resume from" in result.stderr
+
+
+def test_train_task_sets_the_training_starts_and_must_keep_the_contract(tmp_path):
+    from robot_ac.config import KeyedValueError
+    from robot_ac.paths import task_file
+
+    text = task_file("quadrotor-hover").read_text()
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(text.replace("attitude_deg: 90.0", "attitude_deg: 120.0"))
+    trainer = Trainer(_ppo(train_task=str(wide)), tmp_path / "run", show_progress=False)
+    assert trainer.env.task.start.attitude_deg == 120.0
+    other = tmp_path / "other.yaml"
+    integral_field = "    - {name: position_error_integral, size: 3, unit: m*s, frame: world}\n"
+    assert text.count(integral_field) == 2  # policy and critic
+    other.write_text(text.replace(integral_field, "", 1))
+    with pytest.raises(KeyedValueError, match="train_task.*different observation contract"):
+        Trainer(_ppo(train_task=str(other)), tmp_path / "run2", show_progress=False)

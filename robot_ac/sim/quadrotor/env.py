@@ -16,6 +16,7 @@ from robot_ac.sim.contract import ActionField, Contract, GroupSpec
 from robot_ac.sim.counter_rng import counter_normal, step_key
 from robot_ac.sim.quadrotor import dynamics
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, QuadrotorParams, load_quadrotor
+from robot_ac.sim.quadrotor.start_replay import FailedStartReplay
 from robot_ac.sim.task_config import TaskConfig, load_task
 from robot_ac.sim.vec_env import StepResult, VecEnv
 
@@ -54,7 +55,7 @@ class QuadrotorEnv(VecEnv):
                  robot: QuadrotorParams | str | Path | None = None,
                  domain_randomization: bool | None = None, observation_noise: bool | None = None,
                  curriculum: bool = True, curriculum_every_steps: int | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, replay_failed_starts: float = 0.0) -> None:
         self.task = task if isinstance(task, TaskConfig) else load_task(task)
         self.robot = robot if isinstance(robot, QuadrotorParams) else load_quadrotor(robot or self.task.robot)
         self.num_envs = int(num_envs)
@@ -107,6 +108,10 @@ class QuadrotorEnv(VecEnv):
         # Resets draw from a pool of pre-sampled start states and parameters, consumed in environment order, so
         # the step graph resets with masks (no data-dependent shapes, no sync) and stays deterministic.
         self._pool_size = max(START_POOL_FACTOR * self.num_envs, 64)
+        # Training only: a fraction of new episodes restart from starts whose episodes terminated.
+        self._replay = (FailedStartReplay(replay_failed_starts, self.num_envs, dynamics.STATE_SIZE,
+                                          self.params.values.shape[0], self._pool_size, self.device)
+                        if replay_failed_starts > 0 else None)
         self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
         self._pool_cursor = torch.zeros((), dtype=torch.int64, device=self.device)
         self._pool_reserved = 0
@@ -143,7 +148,7 @@ class QuadrotorEnv(VecEnv):
             self.generator.manual_seed(seed)
             self._noise_seed = torch.tensor(seed, dtype=torch.int64, device=self.device)
             self._noise_counter.zero_()
-        self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
+        self._pool_params, self._pool_state = self._fresh_starts(self._pool_size)
         self._pool_cursor.zero_()
         ids = torch.arange(self.num_envs, device=self.device)
         self.params = self._pool_params.gather(ids)
@@ -153,6 +158,8 @@ class QuadrotorEnv(VecEnv):
         self.history[:] = self.hover_action
         self.episode_step.zero_()
         self._integral.zero_()
+        if self._replay is not None:
+            self._replay.begin(self._columns, self.params)
         return self._observe()
 
     def step(self, actions: torch.Tensor) -> StepResult:
@@ -166,6 +173,9 @@ class QuadrotorEnv(VecEnv):
             self._noise_counter, actions, self.reward_weights)
         self._pool_reserved += self.num_envs
         self._advance_curriculum()
+        if self._replay is not None:
+            self._replay.record_failures(info["out_of_bounds"])
+            self._replay.begin(self._columns, self.params, terminated | truncated)
         return StepResult(observations, reward, terminated, truncated, info)
 
     def _step_core(self, columns: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor,
@@ -233,8 +243,8 @@ class QuadrotorEnv(VecEnv):
         """Reward from raw terms ``[..., 6]`` with the given curriculum weights ``[4]``."""
         cfg = self.task.reward
         shaped = cfg.constant - cfg.scale * (terms[..., :4] * weights).sum(-1)
-        return (shaped - cfg.action_rate * terms[..., 4] - cfg.action_magnitude * terms[..., 5]
-                - cfg.termination_penalty * terminated.float())
+        shaped = (shaped - cfg.action_rate * terms[..., 4] - cfg.action_magnitude * terms[..., 5]).clamp_min(cfg.floor)
+        return shaped - cfg.termination_penalty * terminated.float()
 
     def set_total_env_steps(self, steps: int) -> None:
         """Move the reward curriculum to the level for ``steps`` (used when resuming training)."""
@@ -268,12 +278,19 @@ class QuadrotorEnv(VecEnv):
         rpm = hover_rpm[:, None].expand(n, self.num_rotors)
         return params, torch.cat([pos, quat, vel, angvel, rpm], dim=-1).T.contiguous()
 
+    def _fresh_starts(self, n: int) -> tuple[QuadrotorBatchParams, torch.Tensor]:
+        """``n`` new pool entries: sampled starts, a fraction of them replayed failures when replay is on."""
+        params, state = self._sample_starts(n)
+        if self._replay is not None:
+            self._replay.mix_into(state, params, self.generator)
+        return params, state
+
     def _ensure_pool(self) -> None:
         """Top the start pool up before a step could run it dry (every ~START_POOL_FACTOR steps)."""
         if self._pool_reserved + self.num_envs <= self._pool_size:
             return
         used = int(self._pool_cursor)
-        fresh_params, fresh_state = self._sample_starts(used)
+        fresh_params, fresh_state = self._fresh_starts(used)
         keep = torch.arange(used, self._pool_size, device=self.device)
         self._pool_params = self._pool_params.gather(keep).cat(fresh_params)
         self._pool_state = torch.cat([self._pool_state[:, used:], fresh_state], dim=1)
