@@ -128,3 +128,30 @@ def test_unsupported_operator_in_a_bundle_leaves_no_c_folder(l2f_bundle, tmp_pat
     (out / "policy.c").write_text("previous")
     assert main(["export", str(bad), "--c", str(out)]) == 2
     assert [p.name for p in out.iterdir()] == ["policy.c"] and (out / "policy.c").read_text() == "previous"
+
+
+def test_run_that_shipped_its_best_actor_reexports_that_actor(run_dir, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    actor, _ = actor_from_checkpoint(run / "checkpoint.pt")
+    best = {k: v.clone() for k, v in actor.state_dict().items()}
+    best["net.0.bias"] += 1.0  # a different actor than the checkpoint's last one
+    torch.save(best, run / "best_actor.pt")
+    obs = torch.randn(200, 149)
+    outputs = []
+    for exported, expect_best in (("last", False), ("best evaluation (success 91.6%)", True)):
+        (run / "summary.json").write_text(json.dumps({"exported_actor": exported}))
+        bundle = tmp_path / f"{expect_best}.onnx"
+        assert main(["export", str(run), "--onnx", str(bundle)]) == 0
+        assert ("best-evaluation actor" in capsys.readouterr().out) == expect_best
+        reference, _ = actor_from_checkpoint(run / "checkpoint.pt")
+        if expect_best:
+            reference.load_state_dict(best)
+        with torch.no_grad():
+            expected = reference.act(obs).numpy()
+        got = load_bundle(bundle).session().run(["action"], {"obs": obs.numpy()})[0]
+        assert np.abs(got - expected).max() <= 1e-5
+        outputs.append(got)
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-2  # the two exports really are different actors
