@@ -96,33 +96,21 @@ def export_from_checkpoint(args: argparse.Namespace, source: Path) -> int:
     return export_c(args, bundle_path)
 
 
-def _shipped_best_actor(run_dir: Path) -> Path | None:
-    """``best_actor.pt`` when the run's ``summary.json`` says it exported that actor, else None."""
-    summary, best = run_dir / "summary.json", run_dir / "best_actor.pt"
-    if not (summary.is_file() and best.is_file()):
-        return None
-    exported = str(json.loads(summary.read_text()).get("exported_actor", ""))
-    return best if exported.startswith("best evaluation") else None
-
-
 def write_bundle(checkpoint: Path, out: Path) -> Path:
     """Rebuild the actor from ``checkpoint`` and write it with its task's contract as one ONNX bundle."""
     import pickle
-
-    import torch
 
     from robot_ac.config import to_mapping
     from robot_ac.export.onnx_graph import ExportError
     from robot_ac.policy import BundleError, export_bundle
     from robot_ac.sim.quadrotor.env import QuadrotorEnv
     from robot_ac.training.policy_source import actor_from_checkpoint
+    from robot_ac.training.runner import shipped_best_actor
 
     try:
         actor, train_cfg = actor_from_checkpoint(checkpoint)
-        best = _shipped_best_actor(checkpoint.parent)
+        best = shipped_best_actor(checkpoint.parent)
         if best is not None:
-            # the run shipped its best-evaluation actor (the budget ran out): re-export that one, not the last
-            actor.load_state_dict(torch.load(best, weights_only=True))
             print(f"exporting the run's best-evaluation actor ({best.name}), as the run itself shipped")
     except (OSError, EOFError, KeyError, AttributeError, RuntimeError, pickle.UnpicklingError) as err:
         raise ExportError(f"{checkpoint}: cannot load the checkpoint ({type(err).__name__}: {err})") from err

@@ -24,12 +24,16 @@ def load_policy(path: Path) -> PolicyAndTask:
 
 
 def actor_from_checkpoint(path: Path):
-    """Rebuild the trained actor of a run from its checkpoint (no environment needed beyond sizes)."""
-    from robot_ac.training.runner import Trainer
+    """Rebuild the actor a run shipped from its checkpoint (no environment needed beyond sizes): the last one, or
+    the best-evaluation one when the run exported that, so eval and re-export see the run's own bundle."""
+    from robot_ac.training.runner import Trainer, shipped_best_actor
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     trainer = Trainer(None, path.parent, resume=True, show_progress=False, read_only=True)
     actor = trainer.adapter.actor.eval()
+    best = shipped_best_actor(path.parent)
+    if best is not None:
+        actor.load_state_dict(torch.load(best, weights_only=True))
     with torch.no_grad():
         return actor, trainer.cfg

@@ -30,11 +30,20 @@ from robot_ac.training.evaluate import EvalResult, evaluate_policy
 from robot_ac.training.logger import RunLogger
 
 CHECKPOINT = "checkpoint.pt"
+BEST_ACTOR = "best_actor.pt"  # the actor of the best evaluation so far
+BEST_EXPORT = "best evaluation"  # summary.json "exported_actor" of a run that shipped BEST_ACTOR
 
 
 class TrainingDiverged(RuntimeError):
     """A loss went non-finite; the last good checkpoint is kept."""
 
+
+def shipped_best_actor(run_dir: Path) -> Path | None:
+    """The run's ``BEST_ACTOR`` when its ``summary.json`` says it shipped that actor (the budget ran out), else None."""
+    summary, best = run_dir / "summary.json", run_dir / BEST_ACTOR
+    if not (summary.is_file() and best.is_file()):
+        return None
+    return best if str(json.loads(summary.read_text()).get("exported_actor", "")).startswith(BEST_EXPORT) else None
 
 @dataclass
 class TrainResult:
@@ -196,7 +205,7 @@ class Trainer:
                         **{f"eval/{k}": float(v) for k, v in self.last_eval.to_dict().items()}})
                     if self.last_eval.success_rate > self.best_success:
                         self.best_success = self.last_eval.success_rate
-                        torch.save(self.adapter.actor.state_dict(), self.out_dir / "best_actor.pt")
+                        torch.save(self.adapter.actor.state_dict(), self.out_dir / BEST_ACTOR)
                 bar.n = min(int(self.elapsed), int(cfg.max_seconds))
                 bar.set_postfix_str(self._postfix(sps))
                 if self.elapsed >= next_checkpoint:
@@ -218,8 +227,8 @@ class Trainer:
         exported = "last"
         if not succeeded and self.last_eval and self.best_success > self.last_eval.success_rate:
             # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to.
-            self.adapter.actor.load_state_dict(torch.load(self.out_dir / "best_actor.pt", weights_only=True))
-            exported = f"best evaluation (success {self.best_success:.1%})"
+            self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
+            exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
         bundle = self.export(self.out_dir / "policy.onnx")
         self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
         summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,

@@ -136,7 +136,8 @@ def test_run_that_shipped_its_best_actor_reexports_that_actor(run_dir, tmp_path,
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
     actor, _ = actor_from_checkpoint(run / "checkpoint.pt")
-    best = {k: v.clone() for k, v in actor.state_dict().items()}
+    last = {k: v.clone() for k, v in actor.state_dict().items()}
+    best = {k: v.clone() for k, v in last.items()}
     best["net.0.bias"] += 1.0  # a different actor than the checkpoint's last one
     torch.save(best, run / "best_actor.pt")
     obs = torch.randn(200, 149)
@@ -146,9 +147,8 @@ def test_run_that_shipped_its_best_actor_reexports_that_actor(run_dir, tmp_path,
         bundle = tmp_path / f"{expect_best}.onnx"
         assert main(["export", str(run), "--onnx", str(bundle)]) == 0
         assert ("best-evaluation actor" in capsys.readouterr().out) == expect_best
-        reference, _ = actor_from_checkpoint(run / "checkpoint.pt")
-        if expect_best:
-            reference.load_state_dict(best)
+        reference, _ = actor_from_checkpoint(run / "checkpoint.pt")  # what eval of the run folder flies
+        reference.load_state_dict(best if expect_best else last)
         with torch.no_grad():
             expected = reference.act(obs).numpy()
         got = load_bundle(bundle).session().run(["action"], {"obs": obs.numpy()})[0]
