@@ -31,6 +31,8 @@ class CapsConfig:
     temporal: float = bounded(0.0, min=0.0)
     spatial: float = bounded(0.0, min=0.0)
     spatial_sigma_scale: float = bounded(1.0, min=0.0, doc="multiplies each policy field's declared noise_std")
+    sample_fraction: float = bounded(1.0, min=0.0, max=1.0, exclusive_min=True,
+                                     doc="share of each minibatch the CAPS terms are estimated on (PPO)")
 
 
 def caps_temporal(actions_t: torch.Tensor, actions_next: torch.Tensor, valid: torch.Tensor | None = None

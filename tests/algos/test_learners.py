@@ -60,3 +60,36 @@ def test_offpolicy_learns_a_stabilising_lqr_gain(variant):
     gain = _gain(algo.actor)
     assert gain == pytest.approx(optimal, rel=0.35)
     assert abs(env.a - env.b * gain) < 0.9
+
+
+def test_ppo_minibatch_rows_unpack_to_the_stored_tensors():
+    from robot_ac.algos.ppo import _column, _pack
+
+    flat = {"obs": torch.randn(10, 3), "dones": torch.rand(10) > 0.5, "values": torch.randn(10),
+            "pair": torch.randn(10, 2, 2)}
+    packed, columns = _pack(flat)
+    rows = packed.index_select(0, torch.tensor([7, 2, 5]))
+    for key, value in flat.items():
+        out = _column(rows, columns[key], value)
+        assert out.dtype == value.dtype and torch.equal(out, value[[7, 2, 5]]), key
+
+
+def test_ppo_caps_on_a_sample_fraction_uses_the_first_rows_of_the_minibatch():
+    from robot_ac.algos import regularizers
+
+    torch.manual_seed(0)
+    caps = regularizers.CapsConfig(temporal=0.5, spatial=0.0, sample_fraction=0.25)
+    algo = PPO(PPOConfig(num_envs=8, steps_per_env=2, caps=caps), 3, 2, 2, 0.0, torch.device("cpu"))
+    algo._rollout_std = algo.policy.log_std.exp().detach()
+    n = 16
+    mb = {"policy_obs": torch.randn(n, 3), "next_policy_obs": torch.randn(n, 3), "critic_obs": torch.randn(n, 2),
+          "actions": torch.randn(n, 2), "means": torch.randn(n, 2), "log_probs": torch.randn(n),
+          "values": torch.randn(n), "returns": torch.randn(n), "advantages": torch.randn(n),
+          "dones": torch.zeros(n, dtype=torch.bool)}
+    losses = algo._minibatch_losses(mb)
+    with torch.no_grad():
+        net = algo.actor.net
+        quarter = regularizers.caps_temporal(net(mb["policy_obs"][:4]), net(mb["next_policy_obs"][:4]))
+        whole = regularizers.caps_temporal(net(mb["policy_obs"]), net(mb["next_policy_obs"]))
+    assert float(losses["caps_temporal"]) == pytest.approx(float(quarter), rel=1e-6)
+    assert float(quarter) != pytest.approx(float(whole), rel=1e-3)
