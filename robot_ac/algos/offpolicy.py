@@ -130,7 +130,7 @@ class OffPolicy:
     """TD3 / SAC learner with twin critics, replay and optional Symphony options."""
 
     def __init__(self, cfg: OffPolicyConfig, policy_obs: int, critic_obs: int, action_size: int,
-                 action_offset: float, device: torch.device, reward_fn=None,
+                 action_offset: float, device: torch.device, reward_fn=None, reward_terms: int = 1,
                  policy_noise_std: torch.Tensor | None = None, seed: int = 0) -> None:
         self.cfg = cfg
         self.device = device
@@ -156,7 +156,7 @@ class OffPolicy:
         self.buffer = ReplayBuffer(
             cfg.buffer_size,
             {"policy_obs": (policy_obs,), "critic_obs": (critic_obs,), "action": (action_size,),
-             "reward": (), "reward_terms": (6,), "terminated": (), "next_policy_obs": (policy_obs,),
+             "reward": (), "reward_terms": (reward_terms,), "terminated": (), "next_policy_obs": (policy_obs,),
              "next_critic_obs": (critic_obs,), "episode_continues": ()},
             device, dtypes={"terminated": torch.bool, "episode_continues": torch.bool}, fading=cfg.fading_replay)
         self.env_steps = 0

@@ -31,6 +31,7 @@ class PPOConfig:
     entropy_coef: float = bounded(0.0, min=0.0)
     learning_rate: float = bounded(1e-3, min=0.0, exclusive_min=True)
     desired_kl: float = bounded(0.01, min=0.0, doc="0 keeps the learning rate fixed")
+    max_learning_rate: float = bounded(1e-2, min=0.0, exclusive_min=True, doc="ceiling of the KL-adapted rate")
     max_grad_norm: float = bounded(1.0, min=0.0)
     init_std: float = bounded(0.3, min=0.0, exclusive_min=True)
     actor_hidden: list[int] = field(default_factory=lambda: [64, 64])
@@ -204,7 +205,7 @@ class PPO:
         if kl > 2 * target:
             self.learning_rate = max(1e-5, self.learning_rate / 1.5)
         elif 0 < kl < target / 2:
-            self.learning_rate = min(1e-2, self.learning_rate * 1.5)
+            self.learning_rate = min(self.cfg.max_learning_rate, self.learning_rate * 1.5)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
 

@@ -47,6 +47,8 @@ class RewardConfig:
     action_rate: float = bounded(0.0, min=0.0)
     action_magnitude: float = bounded(0.0, min=0.0)
     termination_penalty: float = bounded(0.0, min=0.0)
+    position_linear: float = bounded(0.0, min=0.0, doc="weight of |p| (m), outside the curriculum: near the target "
+                                                       "it keeps the gradient the squared term loses")
     floor: float = bounded(-math.inf, doc="lowest shaped reward of a step, before the termination penalty: with "
                                        "floor >= 0 staying alive never pays less than ending the episode")
 

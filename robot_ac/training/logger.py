@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 
@@ -60,7 +61,14 @@ class RunLogger:
         if evals:
             t = [r.get("time/seconds", 0.0) for r in evals]
             axes[1].plot(t, [100 * r["eval/success_rate"] for r in evals], "o-", label="success")
-            axes[1].plot(t, [100 * r["eval/survival_rate"] for r in evals], "s--", label="survival")
+            complete = [math.isnan(r.get("eval/stopped_at_s", math.nan)) for r in evals]
+            axes[1].plot([x for x, c in zip(t, complete, strict=True) if c],
+                         [100 * r["eval/survival_rate"] for r, c in zip(evals, complete, strict=True) if c],
+                         "s--", label="survival")
+            if not all(complete):  # stopped once the criterion could not hold: survival so far, an upper bound
+                axes[1].plot([x for x, c in zip(t, complete, strict=True) if not c],
+                             [100 * r["eval/survival_rate"] for r, c in zip(evals, complete, strict=True) if not c],
+                             "v", color="gray", label="survival bound (evaluation stopped early)")
             axes[1].axhline(95, color="gray", lw=0.8, ls=":", label="criterion 95%")
             axes[1].legend()
         axes[1].set(xlabel="wall-clock seconds", ylabel="% of 1000 episodes", title="evaluation", ylim=(0, 100))

@@ -24,7 +24,7 @@ from robot_ac.algos.offpolicy import OffPolicy
 from robot_ac.algos.ppo import PPO
 from robot_ac.config import KeyedValueError, to_mapping
 from robot_ac.policy.bundle import export_bundle
-from robot_ac.sim.quadrotor.env import QuadrotorEnv
+from robot_ac.sim.quadrotor.env import REWARD_TERMS, QuadrotorEnv
 from robot_ac.training.config import TrainConfig
 from robot_ac.training.evaluate import EvalResult, evaluate_policy
 from robot_ac.training.logger import RunLogger
@@ -104,6 +104,7 @@ class _OffPolicyAdapter:
         self.env, self.stats = env, stats
         self.algo = OffPolicy(cfg.offpolicy, env.observation_size("policy"), env.observation_size("critic"),
                               env.action_size, env.hover_action, env.device, reward_fn=env.compute_reward,
+                              reward_terms=len(REWARD_TERMS),
                               policy_noise_std=_policy_noise_std(env), seed=cfg.seed)
         self.actor = self.algo.actor
         self.obs = env.reset(seed=cfg.seed)
@@ -202,7 +203,8 @@ class Trainer:
                     next_eval = self.elapsed + cfg.eval_every_seconds
                     self.logger.log(self.env.total_env_steps, {
                         "time/seconds": self.elapsed,
-                        **{f"eval/{k}": float(v) for k, v in self.last_eval.to_dict().items()}})
+                        **{f"eval/{k}": math.nan if v is None else float(v)
+                           for k, v in self.last_eval.to_dict().items()}})
                     if self.last_eval.success_rate > self.best_success:
                         self.best_success = self.last_eval.success_rate
                         torch.save(self.adapter.actor.state_dict(), self.out_dir / BEST_ACTOR)
@@ -248,7 +250,7 @@ class Trainer:
         actor = self.adapter.actor
         with torch.no_grad():
             return evaluate_policy(actor.act, episodes=self.cfg.eval_episodes, env=self._eval_env,
-                                   seed=10_000 + self.cfg.seed)
+                                   seed=10_000 + self.cfg.seed, stop_when_hopeless=True)
 
     def export(self, path: Path) -> Path:
         contract = self.env.contract.to_dict()
@@ -293,7 +295,8 @@ class Trainer:
                                f"{self.out_dir / 'diverged.json'}") from err
 
     def _postfix(self, sps: float) -> str:
-        success = f"{self.last_eval.success_rate:.0%}" if self.last_eval else "-"
+        success = "-" if self.last_eval is None or self.last_eval.stopped_at_s is not None else (
+            f"{self.last_eval.success_rate:.0%}")
         return (f"steps {self.env.total_env_steps / 1e6:.2f}M | {sps / 1e3:.0f}k steps/s | "
                 f"return {self.stats.mean_return():.0f} | success {success}")
 

@@ -51,7 +51,7 @@ def test_offpolicy_learns_a_stabilising_lqr_gain(variant):
     for _ in range(250):
         action = algo.act(obs)
         result = env.step(action)
-        algo.record(obs, action, result.reward, torch.zeros(64, 6), result.terminated, result.truncated,
+        algo.record(obs, action, result.reward, torch.zeros(64, 1), result.terminated, result.truncated,
                     result.info["final_observations"])
         algo.maybe_update()
         obs = result.observations
@@ -93,3 +93,11 @@ def test_ppo_caps_on_a_sample_fraction_uses_the_first_rows_of_the_minibatch():
         whole = regularizers.caps_temporal(net(mb["policy_obs"]), net(mb["next_policy_obs"]))
     assert float(losses["caps_temporal"]) == pytest.approx(float(quarter), rel=1e-6)
     assert float(quarter) != pytest.approx(float(whole), rel=1e-3)
+
+
+def test_ppo_kl_adapted_learning_rate_stays_under_its_ceiling():
+    algo = PPO(PPOConfig(num_envs=4, learning_rate=1e-3, max_learning_rate=3e-3), 3, 2, 2, 0.0, torch.device("cpu"))
+    for _ in range(10):
+        algo._adapt_learning_rate(torch.tensor(0.0001))  # far below the target KL: the rate grows
+    assert algo.learning_rate == pytest.approx(3e-3)
+    assert all(group["lr"] == pytest.approx(3e-3) for group in algo.optimizer.param_groups)

@@ -173,13 +173,27 @@ def test_reward_floor_bounds_the_shaped_reward_and_keeps_the_termination_penalty
     env = QuadrotorEnv(num_envs=4, seed=0)
     cfg = dataclasses.replace(env.task.reward, floor=0.0, termination_penalty=3.0)
     env.task = dataclasses.replace(env.task, reward=cfg)
-    terms = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.3, 0.5, 4.0, 1.0, 0.0, 0.0]]).repeat(2, 1)
+    terms = torch.tensor([[0.0] * 7, [0.3, 0.5, 4.0, 1.0, 0.0, 0.0, 0.3**0.5]]).repeat(2, 1)
     terminated = torch.tensor([False, False, True, True])
     weights = torch.tensor([40.0, 5.0, 1.0, 1.0])
     reward = env.compute_reward(terms, terminated, weights)
     unfloored = cfg.constant - cfg.scale * (terms[:, :4] * weights).sum(-1)
     assert unfloored[1] < 0  # the far, fast state would pay less than ending the episode without the floor
     assert torch.allclose(reward, unfloored.clamp_min(0.0) - 3.0 * terminated.float())
+
+
+def test_linear_position_term_keeps_a_gradient_near_the_target():
+    import dataclasses
+
+    env = QuadrotorEnv(num_envs=2, seed=0)
+    env.task = dataclasses.replace(env.task, reward=dataclasses.replace(env.task.reward, position_linear=1.0))
+    result = env.step(torch.full((2, 4), env.hover_action))
+    terms = result.info["reward_terms"]
+    assert torch.allclose(terms[:, 6], terms[:, 0].sqrt())  # |p| of the step, beside |p|^2
+    near = torch.tensor([[0.03**2, 0, 0, 0, 0, 0, 0.03], [0.02**2, 0, 0, 0, 0, 0, 0.02]])
+    reward = env.compute_reward(near, torch.zeros(2, dtype=torch.bool), torch.tensor([5.0, 5.0, 0.01, 0.01]))
+    # 1 cm closer pays 0.01 from the linear term, 25x what the squared term (scale 0.5, weight 5) pays.
+    assert float(reward[1] - reward[0]) == pytest.approx(0.01 + 0.5 * 5 * (0.03**2 - 0.02**2), rel=1e-4)
 
 
 def test_make_env_builds_resets_and_steps_every_task():

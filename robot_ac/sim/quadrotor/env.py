@@ -26,7 +26,7 @@ INTEGRAL_LIMIT_M_S = 0.5  # anti-windup clamp of position_error_integral, per ax
 ROW_FIELDS = frozenset({"action_history", "previous_action"})  # observation fields computed as [N, size]
 START_POOL_FACTOR = 16  # pre-sampled episode starts per environment; the pool is topped up when it could run dry
 
-REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude")
+REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude", "position_distance")
 
 
 def _tensor_and_key_guards(entries: list) -> list[bool]:
@@ -211,6 +211,7 @@ class QuadrotorEnv(VecEnv):
             ((action - self.hover_action) ** 2).sum(-1),
             ((action - previous) ** 2).sum(-1),
             (action * action).sum(-1),
+            pos.norm(dim=-1),
         ], dim=-1)
         out_of_bounds = (pos.abs() > self.task.termination.position_limit).any(-1) | nonfinite_state
         terminated = out_of_bounds | nonfinite_action
@@ -242,10 +243,11 @@ class QuadrotorEnv(VecEnv):
                 reward, terminated, truncated, info)
 
     def compute_reward(self, terms: torch.Tensor, terminated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Reward from raw terms ``[..., 6]`` with the given curriculum weights ``[4]``."""
+        """Reward from raw terms ``[..., len(REWARD_TERMS)]`` with the given curriculum weights ``[4]``."""
         cfg = self.task.reward
         shaped = cfg.constant - cfg.scale * (terms[..., :4] * weights).sum(-1)
-        shaped = (shaped - cfg.action_rate * terms[..., 4] - cfg.action_magnitude * terms[..., 5]).clamp_min(cfg.floor)
+        shaped = (shaped - cfg.action_rate * terms[..., 4] - cfg.action_magnitude * terms[..., 5]
+                  - cfg.position_linear * terms[..., 6]).clamp_min(cfg.floor)
         return shaped - cfg.termination_penalty * terminated.float()
 
     def set_total_env_steps(self, steps: int) -> None:
