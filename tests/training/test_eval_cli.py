@@ -30,3 +30,21 @@ def test_eval_of_a_missing_or_foreign_file_is_a_clear_error(tmp_path, capsys):
     text.write_text("hello")
     assert main(["eval", str(Path(text))]) == 2
     assert "expected a .onnx bundle" in capsys.readouterr().err
+
+
+def test_training_evaluation_stops_once_the_criterion_cannot_hold():
+    import math
+
+    import torch
+
+    from robot_ac.training.evaluate import evaluate_policy
+
+    def motors_off(obs: torch.Tensor) -> torch.Tensor:  # every episode falls out of the box
+        return torch.full((obs.shape[0], 4), -1.0)
+
+    stopped = evaluate_policy(motors_off, episodes=40, seed=3, stop_when_hopeless=True)
+    full = evaluate_policy(motors_off, episodes=40, seed=3)
+    assert stopped.stopped_at_s is not None and 0 < stopped.stopped_at_s < 5.0
+    assert math.isnan(stopped.success_rate) and math.isnan(stopped.survival_rate) and not stopped.succeeded
+    assert full.stopped_at_s is None and full.success_rate == 0.0 and full.survival_rate == 0.0
+    assert "could not hold" in stopped.summary()
