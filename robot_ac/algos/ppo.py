@@ -233,5 +233,4 @@ def _pack(flat: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, slice]
 
 def _column(rows: torch.Tensor, columns: slice, like: torch.Tensor) -> torch.Tensor:
     """One tensor back out of packed rows, with its original trailing shape and dtype."""
-    out = rows[:, columns].reshape(rows.shape[0], *like.shape[1:])
-    return out.to(like.dtype) if like.dtype != out.dtype else out
+    return rows[:, columns].reshape(rows.shape[0], *like.shape[1:]).to(like.dtype)

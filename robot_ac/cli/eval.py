@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.json) if args.json else Path(args.policy).with_suffix(".eval.json")
     if Path(args.policy).is_dir():
         out = Path(args.json) if args.json else Path(args.policy) / "eval.json"
-    rows = {k: v for k, v in result.to_dict().items() if not (k == "stopped_at_s" and v is None)}
+    rows = result.to_dict()
     width = max(len(k) for k in rows)
     for key, value in rows.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -37,7 +37,11 @@ class EvalResult:
     stopped_at_s: float | None = None  # set when the evaluation stopped once the criterion could no longer hold
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields; ``stopped_at_s`` only for a stopped evaluation."""
+        out = asdict(self)
+        if out["stopped_at_s"] is None:
+            del out["stopped_at_s"]
+        return out
 
     def summary(self) -> str:
         if self.stopped_at_s is not None:

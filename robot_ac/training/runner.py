@@ -203,8 +203,7 @@ class Trainer:
                     next_eval = self.elapsed + cfg.eval_every_seconds
                     self.logger.log(self.env.total_env_steps, {
                         "time/seconds": self.elapsed,
-                        **{f"eval/{k}": math.nan if v is None else float(v)
-                           for k, v in self.last_eval.to_dict().items()}})
+                        **{f"eval/{k}": float(v) for k, v in self.last_eval.to_dict().items()}})
                     if self.last_eval.success_rate > self.best_success:
                         self.best_success = self.last_eval.success_rate
                         torch.save(self.adapter.actor.state_dict(), self.out_dir / BEST_ACTOR)

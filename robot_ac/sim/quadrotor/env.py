@@ -204,6 +204,7 @@ class QuadrotorEnv(VecEnv):
         # Keep a diverged environment's numbers finite for the learners; it terminates and is reset.
         state = torch.where(nonfinite_state[None], 0.0, state)
         pos, quat, vel = state[dynamics.POS].T, state[dynamics.QUAT].T, state[dynamics.VEL].T
+        distance = pos.norm(dim=-1)
         terms = torch.stack([
             (pos * pos).sum(-1),
             1.0 - quat[:, 0] * quat[:, 0],
@@ -211,7 +212,7 @@ class QuadrotorEnv(VecEnv):
             ((action - self.hover_action) ** 2).sum(-1),
             ((action - previous) ** 2).sum(-1),
             (action * action).sum(-1),
-            pos.norm(dim=-1),
+            distance,
         ], dim=-1)
         out_of_bounds = (pos.abs() > self.task.termination.position_limit).any(-1) | nonfinite_state
         terminated = out_of_bounds | nonfinite_action
@@ -235,7 +236,7 @@ class QuadrotorEnv(VecEnv):
             "out_of_bounds": out_of_bounds & ~nonfinite_state,
             "nonfinite_state": nonfinite_state,
             "nonfinite_action": nonfinite_action,
-            "position_error": torch.where(nonfinite_state, math.inf, pos.norm(dim=-1)),
+            "position_error": torch.where(nonfinite_state, math.inf, distance),
             "episode_step": episode_step,
             "final_observations": final,
         }
