@@ -6,15 +6,21 @@ rsl_rl family (Rudin et al. 2022, "Learning to Walk in Minutes Using Massively P
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from robot_ac.algos import regularizers
+from robot_ac.algos.adam import Adam
 from robot_ac.algos.gae import generalized_advantages
 from robot_ac.algos.networks import Critic, DeterministicActor
 from robot_ac.config import bounded
+
+# Ceiling of pi_prox / pi_behavior in the decoupled objective: our choice, in the spirit of V-trace's truncated
+# importance weights (Espeholt et al. 2018); with a one-update lag the weights measured here stay near 1.
+BEHAVIOR_WEIGHT_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class PPOConfig:
     activation: str = "tanh"
     critic_activation: str = "relu"  # measured ~10x cheaper than elu or tanh on this CPU
     caps: regularizers.CapsConfig = regularizers.CapsConfig()
+    async_update: bool = bounded(False, doc="on a CPU, learn from rollout k in a second process while rollout "
+                                 "k+1 is collected: both cores busy, the policy one update behind (ignored on a GPU)")
 
 
 class GaussianPolicy(nn.Module):
@@ -61,26 +69,31 @@ class PPO:
                  action_offset: float, device: torch.device, policy_noise_std: torch.Tensor | None = None) -> None:
         self.cfg = cfg
         self.device = device
+        # What a learner process needs to build the same PPO (robot_ac.algos.async_update).
+        self.sizes = (policy_obs, critic_obs, action_size, action_offset)
         actor = DeterministicActor(policy_obs, action_size, cfg.actor_hidden, cfg.activation, action_offset)
         self.policy = GaussianPolicy(actor, action_size, cfg.init_std).to(device)
         self.critic = Critic(critic_obs, cfg.critic_hidden, cfg.critic_activation).to(device)
-        self.optimizer = torch.optim.Adam([*self.policy.parameters(), *self.critic.parameters()],
-                                          lr=cfg.learning_rate)
+        self._optimizer: Adam | None = None
+        self._optimizer_state: dict | None = None  # a loaded state waiting for the optimizer to exist
         self.learning_rate = cfg.learning_rate
         self.policy_noise_std = policy_noise_std.to(device) if policy_noise_std is not None else None
-        steps, n = cfg.steps_per_env, cfg.num_envs
-        self.storage = {
-            "policy_obs": torch.zeros(steps, n, policy_obs, device=device),
-            "critic_obs": torch.zeros(steps, n, critic_obs, device=device),
-            "next_policy_obs": torch.zeros(steps, n, policy_obs, device=device),
-            "actions": torch.zeros(steps, n, action_size, device=device),
-            "log_probs": torch.zeros(steps, n, device=device),
-            "values": torch.zeros(steps, n, device=device),
-            "rewards": torch.zeros(steps, n, device=device),
-            "dones": torch.zeros(steps, n, dtype=torch.bool, device=device),
-            "means": torch.zeros(steps, n, action_size, device=device),
-        }
+        self.storage = new_rollout_storage(cfg.steps_per_env, cfg.num_envs, policy_obs, critic_obs, action_size,
+                                           device)
         self.step = 0
+        self._trained_critic_normalizer: nn.Module | None = None  # the normalization of the last update
+        self.behavior_lags = False  # True when the rollouts come from an older policy (asynchronous collection)
+
+    @property
+    def optimizer(self) -> Adam:
+        """Built on first use: a trainer whose updates run in a learner process never needs one."""
+        if self._optimizer is None:
+            self._optimizer = Adam([*self.policy.parameters(), *self.critic.parameters()],
+                                               lr=self.learning_rate)
+            if self._optimizer_state is not None:
+                self._optimizer.load_state_dict(self._optimizer_state)
+                self._optimizer_state = None
+        return self._optimizer
 
     @property
     def actor(self) -> DeterministicActor:
@@ -98,36 +111,65 @@ class PPO:
         s["actions"][t] = action
         s["means"][t] = dist.mean
         s["log_probs"][t] = dist.log_prob(action).sum(-1)
-        s["values"][t] = self.critic(obs["critic"])
         return action
 
     @torch.no_grad()
     def record(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
                final_obs: dict[str, torch.Tensor]) -> None:
-        """Store the step's outcome; time-outs bootstrap from the value of the final observation."""
-        if truncated.any():
-            reward = reward + self.cfg.gamma * self.critic(final_obs["critic"]) * truncated.float()
+        """Store the step's outcome; values (and the time-out bootstrap) are computed at the update."""
         s, t = self.storage, self.step
         s["rewards"][t] = reward
         s["dones"][t] = terminated | truncated
+        s["truncated"][t] = truncated
         s["next_policy_obs"][t] = final_obs["policy"]
+        s["next_critic_obs"][t] = final_obs["critic"]
         self.step += 1
 
-    def update(self, last_obs: dict[str, torch.Tensor]) -> dict[str, float]:
+    def finish_rollout(self, last_obs: dict[str, torch.Tensor]) -> None:
+        """Store what the update needs beyond the steps: the observation to bootstrap the last value from."""
+        self.storage["last_critic_obs"].copy_(last_obs["critic"])
+        self.step = 0
+
+    def update(self, last_obs: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """Learn from the stored rollout (``last_obs`` finishes it first, unless ``finish_rollout`` already did)."""
+        if last_obs is not None:
+            self.finish_rollout(last_obs)
         cfg, s = self.cfg, self.storage
-        with torch.no_grad():
-            last_values = self.critic(last_obs["critic"])
-            self._rollout_std = self.policy.log_std.exp().clone()  # std is state-independent
-        advantages, returns = generalized_advantages(s["rewards"], s["values"], last_values, s["dones"],
-                                                     cfg.gamma, cfg.lam)
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        flat = {k: v.flatten(0, 1) for k, v in s.items()}
-        flat["advantages"], flat["returns"] = advantages.flatten(), returns.flatten()
+        flat = {k: s[k].flatten(0, 1) for k in STEP_KEYS}
         # The normalizers are fixed during the update: normalize once here, not in every minibatch and epoch.
         with torch.no_grad():
             flat["policy_obs"] = self.actor.normalizer(flat["policy_obs"])
             flat["next_policy_obs"] = self.actor.normalizer(flat["next_policy_obs"])
+            # Values under the normalization this critic was trained with (the last update's), in one batch. The
+            # running statistics still drift as the policy improves: evaluated under the newer ones, the values of
+            # a rollout measured ~0.16 off at ~20 (seed 0, ~1M steps), as large as the reward differences that
+            # settle the policy, and training settled worse (runs/exp13/sync-u0 against v2-u0).
+            value_normalizer = self._trained_critic_normalizer or self.critic.normalizer
+
+            def value(raw: torch.Tensor) -> torch.Tensor:
+                return self.critic.net(value_normalizer(raw)).squeeze(-1)
+
+            values, last_values = value(flat["critic_obs"]), value(s["last_critic_obs"])
+            rewards = flat["rewards"].clone()
+            timed_out = flat["truncated"].nonzero().squeeze(-1)
+            if timed_out.numel():  # time-outs bootstrap from the value of the final observation
+                rewards[timed_out] += cfg.gamma * value(flat["next_critic_obs"][timed_out])
             flat["critic_obs"] = self.critic.normalizer(flat["critic_obs"])
+            self._rollout_std = self.policy.log_std.exp().clone()  # std is state-independent
+            if self.behavior_lags:
+                # Decoupled PPO (Hilton et al. 2022, "Batch size-invariance for policy optimization"): the trust
+                # region is taken around the policy at the start of this update (the proximal policy), and the
+                # samples, drawn by an older behavior policy, are importance-weighted by pi_prox / pi_behavior.
+                prox = self.policy.distribution(flat["policy_obs"], normalized=True)
+                prox_log_probs = prox.log_prob(flat["actions"]).sum(-1)
+                flat["behavior_weights"] = (prox_log_probs - flat["log_probs"]).exp().clamp(max=BEHAVIOR_WEIGHT_MAX)
+                flat["log_probs"], flat["means"] = prox_log_probs, prox.mean
+        shape = s["rewards"].shape
+        advantages, returns = generalized_advantages(rewards.view(shape), values.view(shape), last_values,
+                                                     s["dones"], cfg.gamma, cfg.lam)
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        flat["advantages"], flat["returns"], flat["values"] = advantages.flatten(), returns.flatten(), values
+        del flat["next_critic_obs"], flat["truncated"], flat["rewards"]
         total = flat["advantages"].numel()
         batch = total // cfg.minibatches
         # One row per sample, so a minibatch is one row gather (measured 1.9 ms for 8192 rows here, against
@@ -142,7 +184,8 @@ class PPO:
                 mb = {k: _column(rows, columns[k], flat[k]) for k in flat}
                 losses = self._minibatch_losses(mb)
                 if not torch.isfinite(losses["loss"]):
-                    raise FloatingPointError(f"non-finite PPO loss: { {k: float(v) for k, v in losses.items()} }")
+                    values = {k: float(v.detach()) for k, v in losses.items()}
+                    raise FloatingPointError(f"non-finite PPO loss: {values}")
                 self._adapt_learning_rate(losses["kl"])  # before this minibatch's step, as in rsl_rl
                 self.optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
@@ -151,7 +194,7 @@ class PPO:
                 for k, v in losses.items():
                     stats[k] = stats.get(k, 0.0) + float(v.detach())
                 count += 1
-        self.step = 0
+        self._trained_critic_normalizer = copy.deepcopy(self.critic.normalizer)
         out = {k: v / count for k, v in stats.items()}
         out["learning_rate"] = self.learning_rate
         out["action_std"] = float(self.policy.log_std.detach().exp().mean())
@@ -164,8 +207,11 @@ class PPO:
         with torch.no_grad():
             kl = self._kl(mb["means"], self._rollout_std, dist.mean, dist.stddev)
         ratio = torch.exp(log_prob - mb["log_probs"])
-        surrogate = -torch.min(ratio * mb["advantages"],
-                               ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * mb["advantages"]).mean()
+        advantages = mb["advantages"]
+        clipped_objective = torch.min(ratio * advantages, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * advantages)
+        if "behavior_weights" in mb:
+            clipped_objective = clipped_objective * mb["behavior_weights"]
+        surrogate = -clipped_objective.mean()
         values = self.critic.net(mb["critic_obs"]).squeeze(-1)
         clipped = mb["values"] + (values - mb["values"]).clamp(-cfg.value_clip, cfg.value_clip)
         value_loss = torch.max((values - mb["returns"]) ** 2, (clipped - mb["returns"]) ** 2).mean()
@@ -210,14 +256,38 @@ class PPO:
             group["lr"] = self.learning_rate
 
     def state_dict(self) -> dict:
+        optimizer = self._optimizer.state_dict() if self._optimizer is not None else self._optimizer_state
         return {"policy": self.policy.state_dict(), "critic": self.critic.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "learning_rate": self.learning_rate}
+                "optimizer": optimizer, "learning_rate": self.learning_rate}
 
     def load_state_dict(self, state: dict) -> None:
+        """``state["optimizer"]`` None (an optimizer never built) keeps this one's optimizer as it is."""
         self.policy.load_state_dict(state["policy"])
         self.critic.load_state_dict(state["critic"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"] is not None:
+            if self._optimizer is not None:
+                self._optimizer.load_state_dict(state["optimizer"])
+            else:
+                self._optimizer_state = state["optimizer"]
         self.learning_rate = state["learning_rate"]
+
+
+# Per-step rollout tensors, ``[steps, num_envs, ...]``; the storage also holds ``last_critic_obs`` ``[num_envs, C]``.
+STEP_KEYS = ("policy_obs", "critic_obs", "next_policy_obs", "next_critic_obs", "actions", "means", "log_probs",
+             "rewards", "dones", "truncated")
+
+
+def new_rollout_storage(steps: int, num_envs: int, policy_obs: int, critic_obs: int, action_size: int,
+                        device: torch.device) -> dict[str, torch.Tensor]:
+    def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.zeros(*shape, dtype=dtype, device=device)
+
+    return {"policy_obs": zeros(steps, num_envs, policy_obs), "critic_obs": zeros(steps, num_envs, critic_obs),
+            "next_policy_obs": zeros(steps, num_envs, policy_obs),
+            "next_critic_obs": zeros(steps, num_envs, critic_obs), "actions": zeros(steps, num_envs, action_size),
+            "means": zeros(steps, num_envs, action_size), "log_probs": zeros(steps, num_envs),
+            "rewards": zeros(steps, num_envs), "dones": zeros(steps, num_envs, dtype=torch.bool),
+            "truncated": zeros(steps, num_envs, dtype=torch.bool), "last_critic_obs": zeros(num_envs, critic_obs)}
 
 
 def _pack(flat: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, slice]]:

@@ -4,4 +4,6 @@ import sys
 
 from robot_ac.cli import main
 
-sys.exit(main())
+# Guarded: the training learner process (spawn) imports this module again as __mp_main__.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,6 +31,10 @@ class TrainConfig:
     until_success: bool = False
     eval_episodes: int = bounded(1000, min=1)
     eval_every_seconds: float = bounded(10.0, min=0.0, doc="training time between success evaluations")
+    eval_in_background: bool = bounded(True, doc="with a learner process (ppo.async_update), run evaluations on a "
+                                       "copy of the actor in the time the trainer waits for the learner")
+    background_eval_every_seconds: float = bounded(0.0, min=0.0, doc="time between the starts of background "
+                                                   "evaluations (0: back to back)")
     checkpoint_every_seconds: float = bounded(20.0, min=0.0)
     curriculum_every_steps: int = bounded(0, min=0, doc="0 keeps the task's value")
     threads: int = bounded(0, min=0, doc="torch threads; 0 uses all cores")

@@ -65,52 +65,92 @@ def evaluate_policy(policy: PolicyFn, task: str = "quadrotor-hover", episodes: i
     ``stopped_at_s``; its survival and success rates and settle errors are NaN (the share alive at the stop is
     ~95% by construction, so it would say nothing).
     """
-    env = env or QuadrotorEnv(task, num_envs=episodes, device=device, seed=seed, curriculum=False)
-    if env.num_envs != episodes:
-        raise ValueError(f"evaluation env has {env.num_envs} environments, need {episodes}")
-    steps = env.episode_steps
-    last_second = max(1, round(env.task.control_rate_hz))
-    obs = env.reset(seed=seed)
-    alive = torch.ones(episodes, dtype=torch.bool, device=env.device)
-    error_sum = torch.zeros(episodes, device=env.device)
-    actions = torch.zeros(steps, episodes, env.action_size, device=env.device)
-    positions = torch.zeros(steps, episodes, 3, device=env.device) if record else None
-    allowed_failures = math.floor((1.0 - SUCCESS_RATE_REQUIRED) * episodes + 1e-9)
-    for t in range(steps):
-        if stop_when_hopeless and t % 10 == 0 and int((~alive).sum()) > allowed_failures:
-            return _stopped(episodes, actions[:t], t / env.task.control_rate_hz)
-        action = policy(obs["policy"]).to(env.device).float()
-        actions[t] = torch.nan_to_num(action, nan=0.0).clamp(-1.0, 1.0)
-        result = env.step(action)
-        alive &= ~result.terminated
-        if positions is not None:
-            positions[t] = result.info["final_observations"]["critic"][:, :3]
-        if t >= steps - last_second:
-            error_sum += torch.where(alive, result.info["position_error"], 0.0)
-        obs = result.observations
-    settle = torch.where(alive, error_sum / last_second, math.inf)
-    success = alive & (settle < SETTLE_THRESHOLD_M)
-    survivors = settle[alive]
-    delta = (actions[1:] - actions[:-1]).abs()
-    alive_mask = alive[None, :, None]
-    mean_delta = (delta * alive_mask).sum() / (alive_mask.sum() * (steps - 1) * env.action_size).clamp_min(1)
-    saturated = ((actions.abs() >= 0.999) * alive_mask).sum()
-    saturation = saturated / (alive_mask.sum() * steps * env.action_size).clamp_min(1)
-    result = EvalResult(
-        episodes=episodes,
-        survival_rate=float(alive.float().mean()),
-        success_rate=float(success.float().mean()),
-        settle_error_mean_m=float(survivors.mean()) if survivors.numel() else math.inf,
-        settle_error_median_m=float(survivors.median()) if survivors.numel() else math.inf,
-        settle_error_p95_m=float(torch.quantile(survivors, 0.95)) if survivors.numel() else math.inf,
-        mean_abs_delta_action=float(mean_delta),
-        motor_saturation_fraction=float(saturation),
-        high_frequency_power_share=high_frequency_share(actions[:, alive], env.task.control_rate_hz),
-        succeeded=bool(success.float().mean() >= SUCCESS_RATE_REQUIRED),
-    )
-    if record:
-        return result, {"actions": actions.cpu(), "positions": positions.cpu(), "alive": alive.cpu()}
-    return result
+    evaluation = Evaluation(policy, task, episodes, seed, device, env, record, stop_when_hopeless)
+    result = evaluation.finish()
+    return (result, evaluation.recording()) if record else result
+
+
+class Evaluation:
+    """The success criterion, runnable a few steps at a time: training evaluates in the time it would idle."""
+
+    def __init__(self, policy: PolicyFn, task: str = "quadrotor-hover", episodes: int = 1000, seed: int = 12345,
+                 device: str | torch.device = "cpu", env: QuadrotorEnv | None = None, record: bool = False,
+                 stop_when_hopeless: bool = False) -> None:
+        env = env or QuadrotorEnv(task, num_envs=episodes, device=device, seed=seed, curriculum=False)
+        if env.num_envs != episodes:
+            raise ValueError(f"evaluation env has {env.num_envs} environments, need {episodes}")
+        self.policy, self.env, self.episodes = policy, env, episodes
+        self.stop_when_hopeless = stop_when_hopeless
+        self.steps = env.episode_steps
+        self.last_second = max(1, round(env.task.control_rate_hz))
+        self.allowed_failures = math.floor((1.0 - SUCCESS_RATE_REQUIRED) * episodes + 1e-9)
+        with torch.no_grad():
+            self.obs = env.reset(seed=seed)
+        self.alive = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        self.error_sum = torch.zeros(episodes, device=env.device)
+        self.actions = torch.zeros(self.steps, episodes, env.action_size, device=env.device)
+        self.positions = torch.zeros(self.steps, episodes, 3, device=env.device) if record else None
+        self.t = 0
+        self.result: EvalResult | None = None
+
+    @torch.no_grad()
+    def advance(self, steps: int = 1) -> EvalResult | None:
+        """Run up to ``steps`` control steps; the result once the evaluation is over, else None."""
+        env = self.env
+        for _ in range(steps):
+            if self.result is not None:
+                break
+            t = self.t
+            if (self.stop_when_hopeless and t % 10 == 0
+                    and int((~self.alive).sum()) > self.allowed_failures):
+                self.result = _stopped(self.episodes, self.actions[:t], t / env.task.control_rate_hz)
+                break
+            action = self.policy(self.obs["policy"]).to(env.device).float()
+            self.actions[t] = torch.nan_to_num(action, nan=0.0).clamp(-1.0, 1.0)
+            step = env.step(action)
+            self.alive &= ~step.terminated
+            if self.positions is not None:
+                self.positions[t] = step.info["final_observations"]["critic"][:, :3]
+            if t >= self.steps - self.last_second:
+                self.error_sum += torch.where(self.alive, step.info["position_error"], 0.0)
+            self.obs = step.observations
+            self.t += 1
+            if self.t == self.steps:
+                self.result = self._score()
+        return self.result
+
+    def finish(self) -> EvalResult:
+        while self.advance(self.steps) is None:
+            pass
+        return self.result
+
+    def recording(self) -> dict[str, torch.Tensor]:
+        if self.positions is None:
+            raise ValueError("this evaluation was not recording")
+        return {"actions": self.actions.cpu(), "positions": self.positions.cpu(), "alive": self.alive.cpu()}
+
+    def _score(self) -> EvalResult:
+        alive, steps, env = self.alive, self.steps, self.env
+        settle = torch.where(alive, self.error_sum / self.last_second, math.inf)
+        success = alive & (settle < SETTLE_THRESHOLD_M)
+        survivors = settle[alive]
+        delta = (self.actions[1:] - self.actions[:-1]).abs()
+        alive_mask = alive[None, :, None]
+        mean_delta = (delta * alive_mask).sum() / (alive_mask.sum() * (steps - 1) * env.action_size).clamp_min(1)
+        saturated = ((self.actions.abs() >= 0.999) * alive_mask).sum()
+        saturation = saturated / (alive_mask.sum() * steps * env.action_size).clamp_min(1)
+        return EvalResult(
+            episodes=self.episodes,
+            survival_rate=float(alive.float().mean()),
+            success_rate=float(success.float().mean()),
+            settle_error_mean_m=float(survivors.mean()) if survivors.numel() else math.inf,
+            settle_error_median_m=float(survivors.median()) if survivors.numel() else math.inf,
+            settle_error_p95_m=float(torch.quantile(survivors, 0.95)) if survivors.numel() else math.inf,
+            mean_abs_delta_action=float(mean_delta),
+            motor_saturation_fraction=float(saturation),
+            high_frequency_power_share=high_frequency_share(self.actions[:, alive], env.task.control_rate_hz),
+            succeeded=bool(success.float().mean() >= SUCCESS_RATE_REQUIRED),
+        )
 
 
 def _stopped(episodes: int, actions: torch.Tensor, seconds: float) -> EvalResult:

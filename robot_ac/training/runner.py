@@ -6,6 +6,7 @@ learns from it; the runner only orchestrates (as rsl_rl's runner does once loggi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -13,6 +14,7 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +22,14 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from robot_ac.algos.async_update import AsyncUpdater
 from robot_ac.algos.offpolicy import OffPolicy
 from robot_ac.algos.ppo import PPO
 from robot_ac.config import KeyedValueError, to_mapping
 from robot_ac.policy.bundle import export_bundle
 from robot_ac.sim.quadrotor.env import REWARD_TERMS, QuadrotorEnv
 from robot_ac.training.config import TrainConfig
-from robot_ac.training.evaluate import EvalResult, evaluate_policy
+from robot_ac.training.evaluate import EvalResult, Evaluation, evaluate_policy
 from robot_ac.training.logger import RunLogger
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,26 +84,47 @@ class _EpisodeStats:
 
 
 class _PPOAdapter:
-    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats) -> None:
+    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats, read_only: bool = False) -> None:
         self.env, self.stats = env, stats
         noise = _policy_noise_std(env)
         self.algo = PPO(cfg.ppo, env.observation_size("policy"), env.observation_size("critic"), env.action_size,
                         env.hover_action, env.device, policy_noise_std=noise)
         self.actor = self.algo.actor
         self.obs = env.reset(seed=cfg.seed)
+        # Started now, so that its start-up (a fresh interpreter) overlaps the rest of the set-up.
+        overlap = cfg.ppo.async_update and env.device.type == "cpu" and not read_only  # a GPU updates in place
+        self.learner = AsyncUpdater(self.algo, seed=cfg.seed, threads=cfg.threads or 1) if overlap else None
 
-    def iterate(self) -> dict[str, float]:
+    @property
+    def has_idle_time(self) -> bool:
+        """Whether ``iterate`` waits for a learner process, time it can spend on ``idle`` work."""
+        return self.learner is not None
+
+    def iterate(self, idle: Callable[[], bool] | None = None) -> dict[str, float]:
         for _ in range(self.algo.cfg.steps_per_env):
             action = self.algo.act(self.obs)
             result = self.env.step(action)
             self.algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"])
             self.stats.add(result.reward, result.terminated | result.truncated)
             self.obs = result.observations
+        if self.learner is not None:
+            return self.learner.submit(self.obs, idle)
         return self.algo.update(self.obs)
+
+    def state_dict(self) -> dict:
+        return self.learner.state_dict() if self.learner is not None else self.algo.state_dict()
+
+    def stop(self) -> None:
+        if self.learner is not None:
+            self.learner.stop()
+
+    def close(self) -> None:
+        if self.learner is not None:
+            self.learner.close()
 
 
 class _OffPolicyAdapter:
-    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats) -> None:
+    def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats, read_only: bool = False) -> None:
         self.env, self.stats = env, stats
         self.algo = OffPolicy(cfg.offpolicy, env.observation_size("policy"), env.observation_size("critic"),
                               env.action_size, env.hover_action, env.device, reward_fn=env.compute_reward,
@@ -110,7 +134,9 @@ class _OffPolicyAdapter:
         self.obs = env.reset(seed=cfg.seed)
         self.vector_steps = max(1, 2048 // env.num_envs)
 
-    def iterate(self) -> dict[str, float]:
+    has_idle_time = False
+
+    def iterate(self, idle: Callable[[], bool] | None = None) -> dict[str, float]:
         stats: dict[str, float] = {}
         for _ in range(self.vector_steps):
             action = self.algo.act(self.obs)
@@ -121,6 +147,15 @@ class _OffPolicyAdapter:
             self.obs = result.observations
             stats = self.algo.maybe_update(self.env.reward_weights) or stats
         return stats
+
+    def state_dict(self) -> dict:
+        return self.algo.state_dict()
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _policy_noise_std(env: QuadrotorEnv) -> torch.Tensor:
@@ -158,12 +193,16 @@ class Trainer:
                                                 f"the task {cfg.task}, which evaluation and export use")
         self.stats = _EpisodeStats(cfg.num_envs, self.device)
         adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
-        self.adapter = adapter(cfg, self.env, self.stats)
+        self.adapter = adapter(cfg, self.env, self.stats, read_only=read_only)
         self.logger = RunLogger(self.out_dir, tensorboard=not read_only)
         self.elapsed = 0.0
         self.best_success = -1.0
         self.last_eval: EvalResult | None = None
         self._eval_env: QuadrotorEnv | None = None
+        self._background_eval: Evaluation | None = None
+        self._background_actor: torch.nn.Module | None = None
+        self._background_seconds = 0.0
+        self._last_eval_of_copy = False
         if checkpoint is not None:
             self._restore(checkpoint)
         if not read_only:
@@ -171,9 +210,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ the loop
     def train(self) -> TrainResult:
+        try:
+            return self._train()
+        finally:
+            self.adapter.close()  # the learner process, if any
+
+    def _train(self) -> TrainResult:
         cfg = self.cfg
         start = time.perf_counter() - self.elapsed
-        next_eval = self.elapsed + cfg.eval_every_seconds
+        background = self.adapter.has_idle_time and cfg.eval_in_background  # while waiting for the learner
+        every = cfg.background_eval_every_seconds if background else cfg.eval_every_seconds
+        next_eval = self.elapsed + every
         next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
         eval_seconds = 0.0
         bundle = None
@@ -186,7 +233,7 @@ class Trainer:
                 steps_before = self.env.total_env_steps
                 t0 = time.perf_counter()
                 try:
-                    losses = self.adapter.iterate()
+                    losses = self.adapter.iterate(self._advance_background_eval if background else None)
                 except FloatingPointError as err:
                     self._diverged(err)
                 self.elapsed = time.perf_counter() - start
@@ -195,22 +242,28 @@ class Trainer:
                     "train/episode_return": self.stats.mean_return(), "train/episode_length": self.stats.mean_length(),
                     "time/seconds": self.elapsed, "time/env_steps_per_s": sps,
                     **{f"losses/{k}": v for k, v in losses.items()}})
-                if self.elapsed >= next_eval or self.elapsed >= cfg.max_seconds:
+                if self._background_eval is not None and self._background_eval.result is not None:
+                    self._record_eval(self._background_eval.result, self._background_actor)
+                    self._background_eval = self._background_actor = None
+                passed = cfg.until_success and self.last_eval is not None and self.last_eval.succeeded
+                if self.elapsed >= cfg.max_seconds and not passed:
+                    self._background_eval = self._background_actor = None  # the final evaluation is of the last actor
                     t_eval = time.perf_counter()
-                    self.last_eval = self.evaluate()
+                    self._record_eval(self.evaluate(), None)
                     eval_seconds += time.perf_counter() - t_eval
-                    self.elapsed = time.perf_counter() - start
-                    next_eval = self.elapsed + cfg.eval_every_seconds
-                    self.logger.log(self.env.total_env_steps, {
-                        "time/seconds": self.elapsed,
-                        **{f"eval/{k}": float(v) for k, v in self.last_eval.to_dict().items()}})
-                    if self.last_eval.success_rate > self.best_success:
-                        self.best_success = self.last_eval.success_rate
-                        torch.save(self.adapter.actor.state_dict(), self.out_dir / BEST_ACTOR)
+                elif self.elapsed >= next_eval and self._background_eval is None and not passed:
+                    if background:  # run in the time the trainer waits for the learner, on a copy of this actor
+                        self._start_background_eval()
+                    else:
+                        t_eval = time.perf_counter()
+                        self._record_eval(self.evaluate(), None)
+                        eval_seconds += time.perf_counter() - t_eval
+                    next_eval = time.perf_counter() - start + every
+                self.elapsed = time.perf_counter() - start
                 bar.n = min(int(self.elapsed), int(cfg.max_seconds))
                 bar.set_postfix_str(self._postfix(sps))
                 if self.elapsed >= next_checkpoint:
-                    self.save_checkpoint()
+                    self._checkpoint_or_diverge()
                     next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
                 if cfg.until_success and self.last_eval is not None and self.last_eval.succeeded:
                     break
@@ -223,16 +276,22 @@ class Trainer:
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
-        self.save_checkpoint()
+        self._checkpoint_or_diverge()
+        self.adapter.stop()  # the learner's exit overlaps the export
         succeeded = bool(self.last_eval and self.last_eval.succeeded)
         exported = "last"
-        if not succeeded and self.last_eval and self.best_success > self.last_eval.success_rate:
+        if succeeded and self._last_eval_of_copy:
+            # The actor that passed is the copy a background evaluation ran, saved then as the best so far.
+            self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
+            exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
+        elif not succeeded and self.last_eval and self.best_success > self.last_eval.success_rate:
             # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to.
             self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
             exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
         bundle = self.export(self.out_dir / "policy.onnx")
         self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
         summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,
+                   "background_eval_seconds": self._background_seconds,
                    "env_steps": self.env.total_env_steps, "interrupted": interrupted,
                    "last_eval": self.last_eval.to_dict() if self.last_eval else None,
                    "bundle": str(bundle) if bundle else None, "exported_actor": exported,
@@ -243,13 +302,42 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         """The success criterion on a fixed set of evaluation episodes (same seed every time)."""
+        with torch.no_grad():
+            return evaluate_policy(self.adapter.actor.act, episodes=self.cfg.eval_episodes, env=self._evaluation_env(),
+                                   seed=10_000 + self.cfg.seed, stop_when_hopeless=True)
+
+    def _evaluation_env(self) -> QuadrotorEnv:
         if self._eval_env is None:
             self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=self.cfg.eval_episodes, device=self.device,
                                           seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None)
-        actor = self.adapter.actor
-        with torch.no_grad():
-            return evaluate_policy(actor.act, episodes=self.cfg.eval_episodes, env=self._eval_env,
-                                   seed=10_000 + self.cfg.seed, stop_when_hopeless=True)
+        return self._eval_env
+
+    def _start_background_eval(self) -> None:
+        self._background_actor = copy.deepcopy(self.adapter.actor)
+        self._background_eval = Evaluation(self._background_actor.act, episodes=self.cfg.eval_episodes,
+                                           env=self._evaluation_env(), seed=10_000 + self.cfg.seed,
+                                           stop_when_hopeless=True)
+
+    def _advance_background_eval(self) -> bool:
+        """A slice of the background evaluation (two control steps, ~10 ms); False when there is none to run."""
+        if self._background_eval is None or self._background_eval.result is not None:
+            return False
+        t0 = time.perf_counter()
+        self._background_eval.advance(2)
+        self._background_seconds += time.perf_counter() - t0
+        return self._background_eval.result is None
+
+    def _record_eval(self, result: EvalResult, evaluated_copy: torch.nn.Module | None) -> None:
+        """Log an evaluation and keep the best actor; ``evaluated_copy`` is the actor a background evaluation ran
+        (None: the current actor). Logged at the step count when the result came in."""
+        self.last_eval = result
+        self._last_eval_of_copy = evaluated_copy is not None
+        self.logger.log(self.env.total_env_steps, {
+            "time/seconds": self.elapsed, **{f"eval/{k}": float(v) for k, v in result.to_dict().items()}})
+        if result.success_rate > self.best_success:
+            self.best_success = result.success_rate
+            actor = evaluated_copy if evaluated_copy is not None else self.adapter.actor
+            torch.save(actor.state_dict(), self.out_dir / BEST_ACTOR)
 
     def export(self, path: Path) -> Path:
         contract = self.env.contract.to_dict()
@@ -259,7 +347,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Atomic: a crash while writing leaves the previous checkpoint intact."""
         state = {
-            "config": self.cfg, "algo": self.adapter.algo.state_dict(), "elapsed": self.elapsed,
+            "config": self.cfg, "algo": self.adapter.state_dict(), "elapsed": self.elapsed,
             "env_steps": self.env.total_env_steps, "reward_weights": self.env.reward_weights.cpu(),
             "curriculum_level": self.env._curriculum_level, "best_success": self.best_success,
             "torch_rng": torch.get_rng_state(),
@@ -280,6 +368,13 @@ class Trainer:
         self.env._curriculum_level = checkpoint["curriculum_level"]
         self.best_success = checkpoint["best_success"]
         torch.set_rng_state(checkpoint["torch_rng"])
+
+    def _checkpoint_or_diverge(self) -> None:
+        """A checkpoint waits for the learner's update in flight, which may be the one that diverged."""
+        try:
+            self.save_checkpoint()
+        except FloatingPointError as err:
+            self._diverged(err)
 
     def _diverged(self, err: FloatingPointError) -> None:
         diagnostic = {

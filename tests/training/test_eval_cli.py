@@ -48,3 +48,18 @@ def test_training_evaluation_stops_once_the_criterion_cannot_hold():
     assert math.isnan(stopped.success_rate) and math.isnan(stopped.survival_rate) and not stopped.succeeded
     assert full.stopped_at_s is None and full.success_rate == 0.0 and full.survival_rate == 0.0
     assert "could not hold" in stopped.summary()
+
+
+def test_an_evaluation_run_in_slices_scores_as_one_run():
+    from robot_ac.policy import load_bundle
+    from robot_ac.training.evaluate import Evaluation, evaluate_policy
+
+    policy = load_bundle(repo_root() / "policies" / "crazyflie_hover" / "policy.onnx").torch_policy()
+    whole = evaluate_policy(policy, episodes=50, seed=4)
+    evaluation = Evaluation(policy, episodes=50, seed=4)
+    slices = 0
+    while evaluation.advance(7) is None:
+        slices += 1
+    assert slices == 500 // 7
+    assert evaluation.result == whole
+    assert whole.survival_rate > 0.5  # a flying policy, so the comparison covers settle errors too

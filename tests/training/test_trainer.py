@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +24,6 @@ FAST = dict(max_seconds=12.0, eval_every_seconds=1000.0, eval_episodes=64, check
 
 def _ppo(**changes):
     cfg = load_train_config("quadrotor-hover", "ppo", **(FAST | changes))
-    import dataclasses
-
     return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_envs=256, steps_per_env=16),
                                curriculum_every_steps=10_000_000)
 
@@ -46,8 +46,6 @@ def test_ppo_smoke_training_makes_progress_and_exports_a_bundle(tmp_path):
 
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_offpolicy_smoke_training_runs_updates(tmp_path, algo):
-    import dataclasses
-
     cfg = load_train_config("quadrotor-hover", algo, **(FAST | {"max_seconds": 6.0}))
     cfg = dataclasses.replace(cfg, offpolicy=dataclasses.replace(
         cfg.offpolicy, warmup_critic_steps=2000, warmup_actor_steps=3000, buffer_size=50_000))
@@ -59,13 +57,22 @@ def test_offpolicy_smoke_training_runs_updates(tmp_path, algo):
     assert load_bundle(result.bundle).action_size == 4
 
 
-def test_nan_in_a_loss_stops_with_a_diagnostic_and_keeps_the_last_good_checkpoint(tmp_path):
-    trainer = Trainer(_ppo(max_seconds=30.0), tmp_path, show_progress=False)
+@pytest.mark.parametrize("async_update", [False, True], ids=["in-process", "learner-process"])
+def test_nan_in_a_loss_stops_with_a_diagnostic_and_keeps_the_last_good_checkpoint(tmp_path, async_update):
+    cfg = _ppo(max_seconds=30.0)
+    trainer = Trainer(dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, async_update=async_update)), tmp_path,
+                      show_progress=False)
     trainer.adapter.iterate()
     trainer.save_checkpoint()
     good = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["algo"]["policy"]
-    with torch.no_grad():
-        next(trainer.adapter.algo.critic.parameters()).fill_(float("nan"))
+    step = trainer.env.step
+
+    def nan_rewards(actions):  # a fault upstream of the loss: the rewards go non-finite
+        result = step(actions)
+        result.reward[:3] = float("nan")
+        return result
+
+    trainer.env.step = nan_rewards
     with pytest.raises(TrainingDiverged, match="non-finite PPO loss"):
         trainer.train()
     diagnostic = json.loads((tmp_path / "diverged.json").read_text())
@@ -74,6 +81,8 @@ def test_nan_in_a_loss_stops_with_a_diagnostic_and_keeps_the_last_good_checkpoin
     for key, value in good.items():
         assert torch.equal(kept[key], value), key
     assert all(torch.isfinite(v).all() for v in kept.values())
+    if trainer.adapter.learner is not None:
+        assert not trainer.adapter.learner._process.is_alive()
 
 
 def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
@@ -87,8 +96,14 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
     while time.time() < deadline and not (checkpoint.is_file() and checkpoint.stat().st_mtime > 0):
         time.sleep(0.5)
     time.sleep(2.5)  # let it write a few more
+    children = _children(proc.pid)
+    assert children, "the agent file trains with a learner process"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in children), "the learner process outlived the killed trainer"
     assert checkpoint.is_file(), proc.stderr.read().decode()
     steps_at_kill = torch.load(checkpoint, weights_only=False)["env_steps"]
     assert steps_at_kill > 0
@@ -98,6 +113,18 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] > steps_at_kill, resumed.stderr
     assert load_bundle(run / "policy.onnx").obs_size == 149
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
 def test_bad_agent_config_names_the_key(tmp_path):
@@ -133,3 +160,41 @@ def test_train_task_sets_the_training_starts_and_must_keep_the_contract(tmp_path
     other.write_text(text.replace(integral_field, "", 1))
     with pytest.raises(KeyedValueError, match="train_task.*different observation contract"):
         Trainer(_ppo(train_task=str(other)), tmp_path / "run2", show_progress=False)
+
+
+def test_background_evaluation_runs_while_waiting_for_the_learner_and_ships_the_actor_it_passed(tmp_path, monkeypatch):
+    """With a learner process, evaluations run on a copy of the actor in the time the trainer would wait; when one
+    passes, the bundle is that copy, not the actor training has moved on to since."""
+    from robot_ac.training import runner
+    from robot_ac.training.evaluate import EvalResult
+
+    class PassingAfterTwo(runner.Evaluation):  # the third background evaluation "meets the criterion"
+        started = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PassingAfterTwo.started += 1
+            self.passes = PassingAfterTwo.started >= 3
+            self.stop_when_hopeless &= not self.passes  # so that it reaches its score
+
+        def _score(self) -> EvalResult:
+            result = super()._score()
+            return dataclasses.replace(result, succeeded=True, success_rate=1.0) if self.passes else result
+
+    monkeypatch.setattr(runner, "Evaluation", PassingAfterTwo)
+    cfg = _ppo(max_seconds=60.0, eval_every_seconds=0.0, eval_episodes=32, until_success=True,
+               checkpoint_every_seconds=1000.0)
+    trainer = Trainer(cfg, tmp_path, show_progress=False)
+    assert trainer.adapter.has_idle_time
+    result = trainer.train()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert result.succeeded and PassingAfterTwo.started == 3
+    assert summary["eval_seconds"] == 0.0 and summary["background_eval_seconds"] > 0.0
+    assert summary["exported_actor"].startswith(runner.BEST_EXPORT)
+    shipped = torch.load(tmp_path / runner.BEST_ACTOR, weights_only=True)
+    for key, value in shipped.items():
+        assert torch.equal(trainer.adapter.actor.state_dict()[key], value), key
+    newest = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["algo"]["policy"]["actor.net.0.weight"]
+    assert not torch.equal(newest, shipped["net.0.weight"]), "training did not move on past the evaluated copy"
+    evals = [r for r in trainer.logger.rows if "eval/success_rate" in r]
+    assert len(evals) == 3

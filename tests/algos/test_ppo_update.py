@@ -1,0 +1,144 @@
+"""PPO's update variants: the decoupled objective, and the update in a learner process."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from robot_ac.algos import regularizers
+from robot_ac.algos.async_update import AsyncUpdater
+from robot_ac.algos.ppo import PPO, PPOConfig
+
+CPU = torch.device("cpu")
+SIZES = (6, 4, 2, 0.0)  # policy obs, critic obs, actions, action offset
+
+
+def _rollout(ppo: PPO, seed: int) -> dict[str, torch.Tensor]:
+    """Fill ``ppo.storage`` with one rollout of random observations and rewards; return the last observation."""
+    g = torch.Generator().manual_seed(seed)
+    n = ppo.cfg.num_envs
+
+    def obs() -> dict[str, torch.Tensor]:
+        return {"policy": torch.randn(n, SIZES[0], generator=g), "critic": torch.randn(n, SIZES[1], generator=g)}
+
+    current = obs()
+    for t in range(ppo.cfg.steps_per_env):
+        ppo.act(current)
+        final = obs()
+        truncated = torch.zeros(n, dtype=torch.bool)
+        truncated[t % n] = True
+        ppo.record(torch.randn(n, generator=g), torch.rand(n, generator=g) < 0.05, truncated, final)
+        current = obs()
+    return current
+
+
+def _cfg(**changes) -> PPOConfig:
+    defaults = dict(num_envs=32, steps_per_env=4, epochs=2, minibatches=2)
+    return PPOConfig(**(defaults | changes))
+
+
+def _parameters(ppo: PPO) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in ppo.policy.named_parameters()}
+
+
+def test_decoupled_objective_weights_each_sample_by_prox_over_behavior():
+    torch.manual_seed(0)
+    ppo = PPO(_cfg(caps=regularizers.CapsConfig(temporal=0.0, spatial=0.0)), *SIZES, CPU)
+    ppo._rollout_std = ppo.policy.log_std.exp().detach()
+    n = 16
+    mb = {"policy_obs": torch.randn(n, 6), "next_policy_obs": torch.randn(n, 6), "critic_obs": torch.randn(n, 4),
+          "actions": torch.randn(n, 2), "means": torch.randn(n, 2), "log_probs": torch.randn(n),
+          "values": torch.randn(n), "returns": torch.randn(n), "advantages": torch.randn(n),
+          "dones": torch.zeros(n, dtype=torch.bool)}
+    plain = ppo._minibatch_losses(mb)["surrogate"]
+    weighted = ppo._minibatch_losses(mb | {"behavior_weights": torch.full((n,), 2.0)})["surrogate"]
+    assert float(weighted) == pytest.approx(2 * float(plain), rel=1e-6)
+    assert float(plain) != 0.0
+
+
+def test_lagging_behavior_takes_the_trust_region_around_the_current_policy():
+    """With behavior == current policy, the decoupled update is the plain update (all weights 1)."""
+    torch.manual_seed(0)
+    plain = PPO(_cfg(), *SIZES, CPU)
+    plain.actor.normalizer.frozen = True  # so the rollout's log-probabilities are exactly the current policy's
+    last = _rollout(plain, seed=1)
+    decoupled = copy.deepcopy(plain)
+    decoupled.behavior_lags = True
+    torch.manual_seed(2)
+    plain.update(last)
+    torch.manual_seed(2)
+    decoupled.update(last)
+    for key, value in _parameters(plain).items():
+        torch.testing.assert_close(_parameters(decoupled)[key], value, rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_learner_process_computes_the_same_update_as_in_process_and_hands_it_back_one_rollout_later():
+    torch.manual_seed(0)
+    ppo = PPO(_cfg(), *SIZES, CPU)
+    last = _rollout(ppo, seed=1)
+    reference = copy.deepcopy(ppo)  # the learner rebuilds the same PPO under the same seed, then loads the state
+    updater = AsyncUpdater(ppo, seed=7)
+    try:
+        initial = _parameters(ppo)
+        first_last = last
+        assert updater.submit(last) == {}  # nothing learned yet: the next rollout uses the initial weights
+        for key, value in _parameters(ppo).items():
+            assert torch.equal(value, initial[key]), key
+        last = _rollout(ppo, seed=3)
+        stats = updater.submit(last)
+        assert {"surrogate", "value_loss", "kl", "learning_rate"} <= stats.keys()
+        torch.manual_seed(7)
+        rebuilt = PPO(_cfg(), *SIZES, CPU)
+        rebuilt.load_state_dict(reference.state_dict())
+        rebuilt.storage = reference.storage
+        rebuilt.behavior_lags = True
+        expected = rebuilt.update(first_last)
+        assert stats["surrogate"] == pytest.approx(expected["surrogate"], rel=1e-4, abs=1e-7)
+        for key, value in _parameters(rebuilt).items():
+            torch.testing.assert_close(_parameters(ppo)[key], value, rtol=1e-5, atol=1e-6, msg=key)
+        state = updater.state_dict()  # waits for the second update; the local weights stay those of the first
+        assert set(state) >= {"policy", "critic", "optimizer"}
+        for key, value in _parameters(rebuilt).items():
+            torch.testing.assert_close(_parameters(ppo)[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    finally:
+        updater.close()
+    assert not updater._process.is_alive()
+
+
+def test_a_nonfinite_loss_in_the_learner_process_surfaces_as_the_same_error():
+    torch.manual_seed(0)
+    ppo = PPO(_cfg(), *SIZES, CPU)
+    last = _rollout(ppo, seed=1)
+    ppo.storage["rewards"][0, 0] = float("nan")
+    updater = AsyncUpdater(ppo, seed=7)
+    try:
+        updater.submit(last)
+        last = _rollout(ppo, seed=3)
+        with pytest.raises(FloatingPointError, match="non-finite PPO loss"):
+            updater.submit(last)
+    finally:
+        updater.close()
+
+
+def test_adam_takes_the_same_steps_as_torch_adam():
+    from robot_ac.algos.adam import Adam
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    theirs.load_state_dict(ours.state_dict())
+    mine, reference = Adam(ours.parameters(), lr=3e-3), torch.optim.Adam(theirs.parameters(), lr=3e-3)
+    for step in range(50):
+        x = torch.randn(16, 5)
+        for net, optimizer in ((ours, mine), (theirs, reference)):
+            optimizer.zero_grad()
+            (net(x) ** 2).mean().backward()
+            if step == 20:
+                optimizer.param_groups[0]["lr"] = 1e-3  # the KL schedule changes it between steps
+            optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    restored = Adam(ours.parameters(), lr=0.0)
+    restored.load_state_dict(mine.state_dict())
+    assert restored.steps == 50 and restored.param_groups[0]["lr"] == 1e-3
