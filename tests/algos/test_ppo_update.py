@@ -142,3 +142,39 @@ def test_adam_takes_the_same_steps_as_torch_adam():
     restored = Adam(ours.parameters(), lr=0.0)
     restored.load_state_dict(mine.state_dict())
     assert restored.steps == 50 and restored.param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_gradient_clipping_keeps_the_critic_from_shrinking_the_actor_step_when_separate(separate):
+    ppo = PPO(_cfg(separate_grad_clip=separate, max_grad_norm=1.0), *SIZES, CPU)
+    for p in ppo.policy.parameters():
+        p.grad = torch.full_like(p, 1.0)
+    for p in ppo.critic.parameters():
+        p.grad = torch.full_like(p, 100.0)
+
+    def norm(module: torch.nn.Module) -> float:
+        return float(torch.cat([p.grad.flatten() for p in module.parameters()]).norm())
+
+    actor_before = norm(ppo.policy)
+    total_before = (actor_before**2 + norm(ppo.critic) ** 2) ** 0.5
+    ppo._clip_gradients()
+    if separate:
+        assert norm(ppo.policy) == pytest.approx(1.0, rel=1e-5)
+        assert norm(ppo.critic) == pytest.approx(1.0, rel=1e-5)
+    else:  # one scale for both, set by the critic's 100x larger gradient
+        assert norm(ppo.policy) == pytest.approx(actor_before / total_before, rel=1e-4)
+        assert norm(ppo.policy) < 0.02
+
+
+def test_value_clip_zero_is_the_plain_squared_error():
+    torch.manual_seed(0)
+    ppo = PPO(_cfg(value_clip=0.0, caps=regularizers.CapsConfig(temporal=0.0, spatial=0.0)), *SIZES, CPU)
+    ppo._rollout_std = ppo.policy.log_std.exp().detach()
+    n = 16
+    mb = {"policy_obs": torch.randn(n, 6), "next_policy_obs": torch.randn(n, 6), "critic_obs": torch.randn(n, 4),
+          "actions": torch.randn(n, 2), "means": torch.randn(n, 2), "log_probs": torch.randn(n),
+          "values": torch.full((n,), 50.0), "returns": torch.randn(n), "advantages": torch.randn(n),
+          "dones": torch.zeros(n, dtype=torch.bool)}
+    with torch.no_grad():
+        expected = ((ppo.critic.net(mb["critic_obs"]).squeeze(-1) - mb["returns"]) ** 2).mean()
+    assert float(ppo._minibatch_losses(mb)["value_loss"]) == pytest.approx(float(expected), rel=1e-6)
