@@ -89,9 +89,7 @@ class AsyncUpdater:
         """The learner's state (critic, optimizer, newest policy); waits for the update in flight."""
         if not self._loaded:
             return self.ppo.state_dict()
-        if self._in_flight:
-            self._ready = self._receive_update()
-            self._in_flight = False
+        self._collect_in_flight()
         self._conn.send(("state",))
         return self._receive("state")
 
@@ -102,18 +100,20 @@ class AsyncUpdater:
                 self._conn.send(("stop",))
 
     def close(self) -> None:
-        if self._process.is_alive():
-            with contextlib.suppress(BrokenPipeError, OSError):
-                self._conn.send(("stop",))
-            self._process.join(timeout=10)
+        self.stop()
+        self._process.join(timeout=10)
         if self._process.is_alive():
             self._process.terminate()
         self._conn.close()
 
-    def _finish_previous(self) -> dict[str, float]:
+    def _collect_in_flight(self) -> None:
+        """Wait for the update in flight; its statistics wait in ``_ready`` and its weights in shared memory."""
         if self._in_flight:
-            self._ready = self._receive_update()
+            self._ready = self._receive("done")
             self._in_flight = False
+
+    def _finish_previous(self) -> dict[str, float]:
+        self._collect_in_flight()
         if self._ready is None:
             return {}
         stats, self._ready = self._ready, None
@@ -121,9 +121,6 @@ class AsyncUpdater:
             for key, parameter in self.ppo.policy.named_parameters():
                 parameter.copy_(self.weights[key])
         return stats
-
-    def _receive_update(self) -> dict[str, float]:
-        return self._receive("done")
 
     def _receive(self, expected: str):
         try:

@@ -91,8 +91,7 @@ class PPO:
     def optimizer(self) -> Adam:
         """Built on first use: a trainer whose updates run in a learner process never needs one."""
         if self._optimizer is None:
-            self._optimizer = Adam([*self.policy.parameters(), *self.critic.parameters()],
-                                               lr=self.learning_rate)
+            self._optimizer = Adam([*self.policy.parameters(), *self.critic.parameters()], lr=self.learning_rate)
             if self._optimizer_state is not None:
                 self._optimizer.load_state_dict(self._optimizer_state)
                 self._optimizer_state = None
@@ -190,8 +189,8 @@ class PPO:
                 mb = {k: _column(rows, columns[k], flat[k]) for k in flat}
                 losses = self._minibatch_losses(mb)
                 if not torch.isfinite(losses["loss"]):
-                    values = {k: float(v.detach()) for k, v in losses.items()}
-                    raise FloatingPointError(f"non-finite PPO loss: {values}")
+                    report = {k: float(v.detach()) for k, v in losses.items()}
+                    raise FloatingPointError(f"non-finite PPO loss: {report}")
                 self._adapt_learning_rate(losses["kl"])  # before this minibatch's step, as in rsl_rl
                 self.optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()

@@ -22,6 +22,9 @@ class TrainConfig:
     train_task: str = bounded("", doc="task file for the training environment only (e.g. a wider start "
                                       "distribution); its observation contract must equal the task's. Evaluation, "
                                       "the success criterion and the exported contract always use `task`")
+    train_start: dict = bounded(default_factory=dict, doc="start-state ranges of the training environment only, "
+                                "over the task's `start` (e.g. {attitude_deg: 110}); evaluation and the criterion "
+                                "keep the task's")
     robot: str = bounded("", doc="robot file (sim/robots/<name>.yaml or a path); empty uses the task's robot")
     algo: str = "ppo"
     seed: int = 0

@@ -28,6 +28,7 @@ from robot_ac.algos.ppo import PPO
 from robot_ac.config import KeyedValueError, to_mapping
 from robot_ac.policy.bundle import export_bundle
 from robot_ac.sim.quadrotor.env import REWARD_TERMS, QuadrotorEnv
+from robot_ac.sim.task_config import TaskConfig, load_task
 from robot_ac.training.config import TrainConfig
 from robot_ac.training.evaluate import EvalResult, Evaluation, evaluate_policy
 from robot_ac.training.logger import RunLogger
@@ -163,6 +164,18 @@ def _policy_noise_std(env: QuadrotorEnv) -> torch.Tensor:
     return torch.cat([torch.full((f.size,), f.noise_std) for f in env.contract.groups["policy"].fields])
 
 
+def _training_task(cfg: TrainConfig) -> TaskConfig:
+    """The task the training environment runs: ``train_task`` (or ``task``) with ``train_start`` over its starts."""
+    task = load_task(cfg.train_task or cfg.task)
+    if not cfg.train_start:
+        return task
+    known = {f.name for f in dataclasses.fields(task.start)}
+    for key in cfg.train_start:
+        if key not in known:
+            raise KeyedValueError(f"train_start.{key}", f"unknown start setting; the task's are {sorted(known)}")
+    return dataclasses.replace(task, start=dataclasses.replace(task.start, **cfg.train_start))
+
+
 class Trainer:
     """Runs one training job into ``out_dir``: checkpoints, logs, the learning curve and the policy bundle."""
 
@@ -184,7 +197,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.device = torch.device(cfg.device)
-        self.env = QuadrotorEnv(cfg.train_task or cfg.task, num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
+        self.env = QuadrotorEnv(_training_task(cfg), num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
                                 robot=cfg.robot or None, curriculum_every_steps=cfg.curriculum_every_steps or None,
                                 compile=cfg.compile_env, replay_failed_starts=cfg.replay_failed_starts)
         if cfg.train_task and (QuadrotorEnv(cfg.task, robot=cfg.robot or None).contract.to_dict()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robot_ac.config import ConfigError
+from robot_ac.config import ConfigError, KeyedValueError
 from robot_ac.policy import load_bundle
 from robot_ac.training.config import load_train_config
 from robot_ac.training.runner import Trainer, TrainingDiverged
@@ -145,6 +145,15 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "no checkpoint to resume from" in result.stderr
 
 
+def test_train_start_widens_only_the_training_starts_and_names_a_bad_key(tmp_path):
+    trainer = Trainer(_ppo(train_start={"attitude_deg": 120.0}), tmp_path / "run", show_progress=False)
+    assert trainer.env.task.start.attitude_deg == 120.0
+    assert trainer._evaluation_env().task.start.attitude_deg == 90.0  # the criterion keeps the task's starts
+    with pytest.raises(KeyedValueError, match="unknown start setting.*attitude_deg") as err:
+        Trainer(_ppo(train_start={"tilt": 120.0}), tmp_path / "run2", show_progress=False)
+    assert err.value.key == "train_start.tilt"
+
+
 def test_train_task_sets_the_training_starts_and_must_keep_the_contract(tmp_path):
     from robot_ac.config import KeyedValueError
     from robot_ac.paths import task_file
@@ -152,14 +161,14 @@ def test_train_task_sets_the_training_starts_and_must_keep_the_contract(tmp_path
     text = task_file("quadrotor-hover").read_text()
     wide = tmp_path / "wide.yaml"
     wide.write_text(text.replace("attitude_deg: 90.0", "attitude_deg: 120.0"))
-    trainer = Trainer(_ppo(train_task=str(wide)), tmp_path / "run", show_progress=False)
+    trainer = Trainer(_ppo(train_task=str(wide), train_start={}), tmp_path / "run", show_progress=False)
     assert trainer.env.task.start.attitude_deg == 120.0
     other = tmp_path / "other.yaml"
     integral_field = "    - {name: position_error_integral, size: 3, unit: m*s, frame: world}\n"
     assert text.count(integral_field) == 2  # policy and critic
     other.write_text(text.replace(integral_field, "", 1))
     with pytest.raises(KeyedValueError, match="train_task.*different observation contract"):
-        Trainer(_ppo(train_task=str(other)), tmp_path / "run2", show_progress=False)
+        Trainer(_ppo(train_task=str(other), train_start={}), tmp_path / "run2", show_progress=False)
 
 
 def test_background_evaluation_runs_while_waiting_for_the_learner_and_ships_the_actor_it_passed(tmp_path, monkeypatch):
