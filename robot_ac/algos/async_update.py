@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -21,6 +22,7 @@ from multiprocessing.connection import Connection
 import torch
 import torch.multiprocessing as mp
 
+from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.ppo import PPO, PPOConfig
 
 
@@ -53,11 +55,17 @@ class AsyncUpdater:
         self._ready: dict[str, float] | None = None  # stats of an update collected early (by a checkpoint)
         self._loaded = False
         context = mp.get_context("spawn")  # fork is unsafe once torch has started threads
+        # The trainer computes half of a minibatch's gradient whenever it would otherwise wait.
+        self.share = ppo.make_minibatch_share(context) if ppo.cfg.share_minibatches else None
+        self._helper: PPO | None = None
+        if self.share is not None:
+            self._helper = PPO(ppo.cfg, *ppo.sizes, ppo.device, ppo.policy_noise_std, rollout_storage=False)
+            self._helper.behavior_lags = True
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_learner_main, name="robot-ac-learner", daemon=True,
             args=(child, ppo.cfg, ppo.sizes, ppo.policy_noise_std, self.buffers, self.weights, self.normalizers,
-                  seed, threads))
+                  self.share, seed, threads))
         self._process.start()
         child.close()
 
@@ -66,15 +74,21 @@ class AsyncUpdater:
         """Hand the rollout just collected to the learner; return the previous update's statistics (empty the
         first time) after loading the weights it produced, which the next rollout uses.
 
-        While the previous update is still running, ``idle()`` is called repeatedly to do other work (a training
-        evaluation); it returns False when it has nothing left to do.
+        While the previous update is still running, the trainer takes the half-minibatches the learner offers
+        (``share_minibatches``) and, in turn, calls ``idle()`` to do other work (a training evaluation); ``idle``
+        returns False when it has nothing left to do.
         """
         self.ppo.finish_rollout(last_obs)
         for key, tensor in _normalizer_state(self.ppo).items():
             self.normalizers[self.current][key].copy_(tensor)
-        if self._in_flight and idle is not None:
-            while not self._conn.poll() and idle():
-                pass
+        if self._in_flight:
+            while not self._conn.poll():
+                helped = self.help()
+                busy = idle() if idle is not None else False
+                if not helped and not busy:
+                    if self.share is None:
+                        break  # nothing to do but wait
+                    time.sleep(100e-6)
         stats = self._finish_previous()
         if not self._loaded:  # the first rollout: start the learner from the local state (fresh or resumed)
             self._conn.send(("load", self.ppo.state_dict()))
@@ -84,6 +98,10 @@ class AsyncUpdater:
         self.current ^= 1
         self.ppo.storage = self.buffers[self.current]
         return stats
+
+    def help(self) -> bool:
+        """Compute the half-minibatch the learner offers, if any; True when there was one."""
+        return self._helper is not None and self._helper.help_with(self.share)
 
     def state_dict(self) -> dict:
         """The learner's state (critic, optimizer, newest policy); waits for the update in flight."""
@@ -144,13 +162,15 @@ def _normalizer_state(ppo: PPO) -> dict[str, torch.Tensor]:
 
 def _learner_main(conn: Connection, cfg: PPOConfig, sizes: tuple, noise_std: torch.Tensor | None,
                   buffers: list[dict[str, torch.Tensor]], weights: dict[str, torch.Tensor],
-                  normalizers: list[dict[str, torch.Tensor]], seed: int, threads: int) -> None:
+                  normalizers: list[dict[str, torch.Tensor]], share: MinibatchShare | None, seed: int,
+                  threads: int) -> None:
     """The learner process: wait for a command, run it, answer; exit when the trainer goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it stops us
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     ppo = PPO(cfg, *sizes, torch.device("cpu"), policy_noise_std=noise_std)
     ppo.behavior_lags = True
+    ppo.share = share
     parameters = dict(ppo.policy.named_parameters())
     while True:
         try:

@@ -7,6 +7,8 @@ rsl_rl family (Rudin et al. 2022, "Learning to Walk in Minutes Using Massively P
 from __future__ import annotations
 
 import copy
+import math
+import multiprocessing
 from dataclasses import dataclass, field
 
 import torch
@@ -15,6 +17,7 @@ from torch import nn
 from robot_ac.algos import regularizers
 from robot_ac.algos.adam import Adam
 from robot_ac.algos.gae import generalized_advantages
+from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.networks import Critic, DeterministicActor
 from robot_ac.config import bounded
 
@@ -50,6 +53,8 @@ class PPOConfig:
     caps: regularizers.CapsConfig = regularizers.CapsConfig()
     async_update: bool = bounded(False, doc="on a CPU, learn from rollout k in a second process while rollout "
                                  "k+1 is collected: both cores busy, the policy one update behind (ignored on a GPU)")
+    share_minibatches: bool = bounded(False, doc="with async_update: the trainer computes half of each minibatch's "
+                                      "gradient whenever it would otherwise wait for the learner")
 
 
 class GaussianPolicy(nn.Module):
@@ -62,14 +67,16 @@ class GaussianPolicy(nn.Module):
 
     def distribution(self, obs: torch.Tensor, normalized: bool = False) -> torch.distributions.Normal:
         mean = self.actor.net(obs) if normalized else self.actor(obs)
-        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+        # No argument checks: they are ~30 small ops per call, and the loss runs 16-32 times per update.
+        return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
 
 
 class PPO:
     """Learner state and update; the runner owns the environment and the loop."""
 
     def __init__(self, cfg: PPOConfig, policy_obs: int, critic_obs: int, action_size: int,
-                 action_offset: float, device: torch.device, policy_noise_std: torch.Tensor | None = None) -> None:
+                 action_offset: float, device: torch.device, policy_noise_std: torch.Tensor | None = None,
+                 rollout_storage: bool = True) -> None:
         self.cfg = cfg
         self.device = device
         # What a learner process needs to build the same PPO (robot_ac.algos.async_update).
@@ -81,8 +88,13 @@ class PPO:
         self._optimizer_state: dict | None = None  # a loaded state waiting for the optimizer to exist
         self.learning_rate = cfg.learning_rate
         self.policy_noise_std = policy_noise_std.to(device) if policy_noise_std is not None else None
+        self._noisy_columns = (self.policy_noise_std > 0).nonzero().squeeze(-1) if policy_noise_std is not None \
+            else None
+        self._spatial_sigma: torch.Tensor | None = None  # CAPS's perturbation in normalized units, per update
+        self.share: MinibatchShare | None = None  # set in a learner process that shares minibatches with a helper
+        # A helper process (robot_ac.algos.minibatch_share) needs the networks only.
         self.storage = new_rollout_storage(cfg.steps_per_env, cfg.num_envs, policy_obs, critic_obs, action_size,
-                                           device)
+                                           device) if rollout_storage else {}
         self.step = 0
         self._trained_critic_normalizer: nn.Module | None = None  # the normalization of the last update
         self.behavior_lags = False  # True when the rollouts come from an older policy (asynchronous collection)
@@ -178,26 +190,41 @@ class PPO:
         total = flat["advantages"].numel()
         batch = total // cfg.minibatches
         # One row per sample, so a minibatch is one row gather (measured 1.9 ms for 8192 rows here, against
-        # 7.4 ms for a gather per tensor).
-        packed, columns = _pack(flat)
+        # 7.4 ms for a gather per tensor). The next observations, 149 of ~370 columns for the Crazyflie, are only
+        # read by CAPS on a share of the rows: they are gathered apart, for those rows.
+        layout = minibatch_layout(*self.sizes[:3], self.behavior_lags)
+        share = self.share
+        packed = share.packed[:total] if share is not None else None
+        packed = pack_rows(flat, layout, out=packed)
+        next_policy_obs = flat["next_policy_obs"]
+        if share is not None:
+            next_policy_obs = share.next_policy_obs[:total].copy_(next_policy_obs)
+        if cfg.caps.spatial > 0 and self.policy_noise_std is not None:
+            # s~ ~ N(s, sigma) in raw units is N(s_n, sigma / std) in normalized units (the clip aside).
+            noisy = self._noisy_columns
+            self._spatial_sigma = (self.policy_noise_std[noisy] * cfg.caps.spatial_sigma_scale
+                                   / self.actor.normalizer.std[noisy])
+        if share is not None:
+            share.begin_update(self._rollout_std, self._spatial_sigma)
         stats: dict[str, float] = {}
         count = 0
         for _ in range(cfg.epochs):
             order = torch.randperm(total, device=self.device)
             for m in range(cfg.minibatches):
-                rows = packed.index_select(0, order[m * batch:(m + 1) * batch])
-                mb = {k: _column(rows, columns[k], flat[k]) for k in flat}
-                losses = self._minibatch_losses(mb)
+                chosen = order[m * batch:(m + 1) * batch]
+                self.optimizer.zero_grad(set_to_none=True)
+                if share is None:
+                    losses = self.chunk_backward(packed, layout, next_policy_obs, chosen)
+                else:
+                    losses = self._shared_minibatch_backward(share, packed, layout, next_policy_obs, chosen)
                 if not torch.isfinite(losses["loss"]):
-                    report = {k: float(v.detach()) for k, v in losses.items()}
+                    report = {k: float(v) for k, v in losses.items()}
                     raise FloatingPointError(f"non-finite PPO loss: {report}")
                 self._adapt_learning_rate(losses["kl"])  # before this minibatch's step, as in rsl_rl
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
                 self._clip_gradients()
                 self.optimizer.step()
                 for k, v in losses.items():
-                    stats[k] = stats.get(k, 0.0) + float(v.detach())
+                    stats[k] = stats.get(k, 0.0) + float(v)
                 count += 1
         self._trained_critic_normalizer = copy.deepcopy(self.critic.normalizer)
         out = {k: v / count for k, v in stats.items()}
@@ -206,6 +233,83 @@ class PPO:
             out.update(behavior)
         out["action_std"] = float(self.policy.log_std.detach().exp().mean())
         return out
+
+    def chunk_backward(self, packed: torch.Tensor, layout: Layout, next_policy_obs: torch.Tensor,
+                       rows: torch.Tensor, weight: float = 1.0, spatial_noise: torch.Tensor | None = None
+                       ) -> dict[str, torch.Tensor]:
+        """Losses of the packed ``rows``, backpropagated with ``weight`` into the parameters' gradients."""
+        mb = unpack_rows(packed.index_select(0, rows), layout)
+        if self.cfg.caps.temporal > 0:
+            mb["next_policy_obs"] = next_policy_obs.index_select(0, rows[:self._caps_rows(len(rows))])
+        if spatial_noise is not None:
+            mb["spatial_noise"] = spatial_noise
+        losses = self._minibatch_losses(mb)
+        (losses["loss"] * weight).backward()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def make_minibatch_share(self, context: multiprocessing.context.BaseContext) -> MinibatchShare:
+        """Shared buffers sized for this PPO's updates in a learner process (asynchronous collection)."""
+        policy_obs, critic_obs, action_size, _ = self.sizes
+        samples = self.cfg.steps_per_env * self.cfg.num_envs
+        batch = samples // self.cfg.minibatches
+        offered = batch - batch // 2
+        noisy = len(self._noisy_columns) if self._noisy_columns is not None else 0
+        width = layout_width(minibatch_layout(policy_obs, critic_obs, action_size, True))
+        return MinibatchShare(context, samples, width, policy_obs, offered, self._caps_rows(offered), noisy,
+                              sum(p.numel() for p in self._parameters()), action_size)
+
+    def help_with(self, share: MinibatchShare) -> bool:
+        """In the helper process: compute the half-minibatch the learner offers, if there is one."""
+        if not share.try_claim():
+            return False
+        parameters = self._parameters()
+        with torch.no_grad():
+            offset = 0
+            for p in parameters:
+                p.copy_(share.parameters[offset:offset + p.numel()].view_as(p))
+                p.grad = None
+                offset += p.numel()
+        self._rollout_std = share.rollout_std
+        spatial = self.cfg.caps.spatial > 0 and self._noisy_columns is not None
+        self._spatial_sigma = share.spatial_sigma if spatial else None
+        layout = minibatch_layout(*self.sizes[:3], behavior_lags=True)
+        losses = self.chunk_backward(share.packed, layout, share.next_policy_obs, share.rows, 0.5,
+                                     share.noise if spatial else None)
+        share.post(parameters, losses)
+        return True
+
+    def _shared_minibatch_backward(self, share: MinibatchShare, packed: torch.Tensor, layout: Layout,
+                                   next_policy_obs: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Half of the minibatch here; the other half in the helper process if it takes it in time, else here.
+
+        Either way the gradient is the mean of the two halves' (equal sizes), added in the same order, and the
+        noise of the second half is drawn here first: the run does not depend on who computed what.
+        """
+        half = len(chosen) // 2
+        first, second = chosen[:half], chosen[half:]
+        noise = None
+        if self.cfg.caps.spatial > 0 and self._spatial_sigma is not None:
+            noise = torch.randn(self._caps_rows(len(second)), len(self._noisy_columns), device=self.device)
+        share.offer(self._parameters(), second, noise)
+        first_losses = self.chunk_backward(packed, layout, next_policy_obs, first, 0.5)
+        if share.claim_for_learner():
+            second_losses = self.chunk_backward(packed, layout, next_policy_obs, second, 0.5, noise)
+        else:
+            gradients, second_losses = share.wait_for_helper(first_losses.keys())
+            with torch.no_grad():
+                offset = 0
+                for p in self._parameters():
+                    p.grad += gradients[offset:offset + p.numel()].view_as(p)
+                    offset += p.numel()
+        return {k: (first_losses[k] + second_losses[k]) / 2 for k in first_losses}
+
+    def _parameters(self) -> list[nn.Parameter]:
+        """The trained parameters, in the optimizer's order (the flat layout the helper process shares)."""
+        return [*self.policy.parameters(), *self.critic.parameters()]
+
+    def _caps_rows(self, rows: int) -> int:
+        """CAPS runs on the first rows of the (randomly ordered) minibatch: an unbiased estimate of the mean."""
+        return max(1, int(round(self.cfg.caps.sample_fraction * rows)))
 
     def _minibatch_losses(self, mb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -229,19 +333,20 @@ class PPO:
         loss = surrogate + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         out = {"surrogate": surrogate.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
                "kl": kl}
-        # CAPS on the first rows of the (randomly ordered) minibatch: an unbiased estimate of the same mean.
-        caps_rows = max(1, int(round(cfg.caps.sample_fraction * len(log_prob))))
+        caps_rows = self._caps_rows(len(log_prob))
         mean = dist.mean[:caps_rows]
         if cfg.caps.temporal > 0:
             next_mean = self.actor.net(mb["next_policy_obs"][:caps_rows])
             temporal = regularizers.caps_temporal(mean, next_mean, ~mb["dones"][:caps_rows])
             loss = loss + cfg.caps.temporal * temporal
             out["caps_temporal"] = temporal.detach()
-        if cfg.caps.spatial > 0 and self.policy_noise_std is not None:
-            # s~ ~ N(s, sigma) in raw units is N(s_n, sigma / std) in normalized units (the clip aside).
-            sigma = self.policy_noise_std * cfg.caps.spatial_sigma_scale / self.actor.normalizer.std
-            obs = mb["policy_obs"][:caps_rows]
-            perturbed = obs + torch.randn_like(obs) * sigma
+        if cfg.caps.spatial > 0 and self._spatial_sigma is not None:
+            # Only the noisy observations are perturbed (18 of 149 for the Crazyflie: the action history is exact).
+            noise = mb.get("spatial_noise")
+            if noise is None:
+                noise = torch.randn(caps_rows, len(self._noisy_columns), device=self.device)
+            perturbed = mb["policy_obs"][:caps_rows].clone()
+            perturbed[:, self._noisy_columns] += noise * self._spatial_sigma
             spatial = regularizers.caps_spatial(mean, self.actor.net(perturbed))
             loss = loss + cfg.caps.spatial * spatial
             out["caps_spatial"] = spatial.detach()
@@ -314,17 +419,42 @@ def new_rollout_storage(steps: int, num_envs: int, policy_obs: int, critic_obs: 
             "truncated": zeros(steps, num_envs, dtype=torch.bool), "last_critic_obs": zeros(num_envs, critic_obs)}
 
 
-def _pack(flat: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, slice]]:
-    """All per-sample tensors side by side as float columns of one ``[samples, width]`` tensor."""
-    columns, parts, start = {}, [], 0
-    for key, value in flat.items():
-        part = value.reshape(value.shape[0], -1).float()
-        columns[key] = slice(start, start + part.shape[1])
-        start += part.shape[1]
-        parts.append(part)
-    return torch.cat(parts, dim=1), columns
+# A minibatch row: the name, the trailing shape and the dtype of each per-sample tensor, side by side as float
+# columns. Static, so that the helper process reads rows the learner packed without being told the layout.
+Layout = dict[str, tuple[slice, tuple[int, ...], torch.dtype]]
 
 
-def _column(rows: torch.Tensor, columns: slice, like: torch.Tensor) -> torch.Tensor:
-    """One tensor back out of packed rows, with its original trailing shape and dtype."""
-    return rows[:, columns].reshape(rows.shape[0], *like.shape[1:]).to(like.dtype)
+def minibatch_layout(policy_obs: int, critic_obs: int, action_size: int, behavior_lags: bool) -> Layout:
+    fields: list[tuple[str, tuple[int, ...], torch.dtype]] = [
+        ("policy_obs", (policy_obs,), torch.float32), ("critic_obs", (critic_obs,), torch.float32),
+        ("actions", (action_size,), torch.float32), ("means", (action_size,), torch.float32),
+        ("log_probs", (), torch.float32), ("dones", (), torch.bool), ("advantages", (), torch.float32),
+        ("returns", (), torch.float32), ("values", (), torch.float32)]
+    if behavior_lags:
+        fields.append(("behavior_weights", (), torch.float32))
+    layout, start = {}, 0
+    for name, shape, dtype in fields:
+        width = math.prod(shape)
+        layout[name] = (slice(start, start + width), shape, dtype)
+        start += width
+    return layout
+
+
+def layout_width(layout: Layout) -> int:
+    return max(columns.stop for columns, _, _ in layout.values())
+
+
+def pack_rows(flat: dict[str, torch.Tensor], layout: Layout, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-sample tensors named in ``layout`` as the float columns of one ``[samples, width]`` tensor."""
+    samples = next(iter(flat.values())).shape[0]
+    if out is None:
+        out = torch.empty(samples, layout_width(layout), device=flat["advantages"].device)
+    for name, (columns, _, _) in layout.items():
+        out[:, columns] = flat[name].reshape(samples, -1)
+    return out
+
+
+def unpack_rows(rows: torch.Tensor, layout: Layout) -> dict[str, torch.Tensor]:
+    """The tensors back out of packed rows, with their trailing shapes and dtypes."""
+    return {name: rows[:, columns].reshape(rows.shape[0], *shape).to(dtype)
+            for name, (columns, shape, dtype) in layout.items()}

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=float, dest="checkpoint_every_seconds",
                    help="seconds between checkpoints (default from the agent file)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, dest="compile_env",
+                   help="torch.compile the simulator (default from the agent file; the first run on a machine "
+                        "compiles for about a minute, later runs load torch's cache)")
     p.add_argument("--out", default=None, help="run folder (default runs/<task>-<algo>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                 args.task, args.algo, args.config, seed=args.seed, device=args.device,
                 until_success=args.until_success, max_seconds=args.max_seconds, max_env_steps=args.max_env_steps,
                 eval_every_seconds=args.eval_every_seconds, threads=args.threads, num_envs=args.num_envs,
-                checkpoint_every_seconds=args.checkpoint_every_seconds, robot=args.robot)
+                checkpoint_every_seconds=args.checkpoint_every_seconds, robot=args.robot,
+                compile_env=args.compile_env)
             out = args.out or f"runs/{cfg.task}-{cfg.algo}-s{cfg.seed}"
             trainer = Trainer(cfg, out, show_progress=not args.quiet)
         result = trainer.train()

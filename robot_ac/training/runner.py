@@ -42,6 +42,12 @@ class TrainingDiverged(RuntimeError):
     """A loss went non-finite; the last good checkpoint is kept."""
 
 
+# An evaluation that ran this long before more than 5% of its episodes ended means the policy is close to the
+# criterion: early in training they stop at 0.3-1.1 s, and the one before the first full evaluation at ~2 s
+# (runs/bench13w/ppo-s0).
+CLOSE_EVAL_STOPPED_AT_S = 1.5
+
+
 def shipped_best_actor(run_dir: Path) -> Path | None:
     """The run's ``BEST_ACTOR`` when its ``summary.json`` says it shipped that actor (the budget ran out), else None."""
     summary, best = run_dir / "summary.json", run_dir / BEST_ACTOR
@@ -88,7 +94,12 @@ class _PPOAdapter:
     def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats, read_only: bool = False) -> None:
         self.env, self.stats = env, stats
         noise = _policy_noise_std(env)
-        self.algo = PPO(cfg.ppo, env.observation_size("policy"), env.observation_size("critic"), env.action_size,
+        ppo_cfg = cfg.ppo
+        if not cfg.compile_env:
+            # Eager evaluation steps (~4.5 ms for 1000 environments) hold the trainer too long between the
+            # learner's offers: it waited on the trainer and evaluations crawled (runs/exp13/shF-u*).
+            ppo_cfg = dataclasses.replace(ppo_cfg, share_minibatches=False)
+        self.algo = PPO(ppo_cfg, env.observation_size("policy"), env.observation_size("critic"), env.action_size,
                         env.hover_action, env.device, policy_noise_std=noise)
         self.actor = self.algo.actor
         self.obs = env.reset(seed=cfg.seed)
@@ -237,6 +248,9 @@ class Trainer:
         next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
         eval_seconds = 0.0
         bundle = None
+        if cfg.compile_env and self.show_progress:
+            tqdm.write("robot-ac: torch.compile builds the simulator on its first steps: about a minute the first time "
+                       "on a machine, a few seconds from torch's cache after (--no-compile runs eager)")
         bar = tqdm(total=int(cfg.max_seconds), unit="s", disable=not self.show_progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
         interrupted = False
@@ -322,7 +336,8 @@ class Trainer:
     def _evaluation_env(self) -> QuadrotorEnv:
         if self._eval_env is None:
             self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=self.cfg.eval_episodes, device=self.device,
-                                          seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None)
+                                          seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None,
+                                          compile=self.cfg.compile_env)
         return self._eval_env
 
     def _start_background_eval(self) -> None:
@@ -332,11 +347,18 @@ class Trainer:
                                            stop_when_hopeless=True)
 
     def _advance_background_eval(self) -> bool:
-        """A slice of the background evaluation (two control steps, ~10 ms); False when there is none to run."""
+        """A slice of the background evaluation; False when there is none to run.
+
+        Far from the criterion (the last evaluation stopped early, most episodes lost) a slice is one control step,
+        and the trainer's time goes to the learner's minibatches in between. Close to it, a slice is 8 steps: the
+        sooner an evaluation ends, the sooner a run that meets the criterion stops.
+        """
         if self._background_eval is None or self._background_eval.result is not None:
             return False
+        last = self.last_eval
+        close = last is not None and (last.stopped_at_s is None or last.stopped_at_s >= CLOSE_EVAL_STOPPED_AT_S)
         t0 = time.perf_counter()
-        self._background_eval.advance(2)
+        self._background_eval.advance(8 if close else 1)
         self._background_seconds += time.perf_counter() - t0
         return self._background_eval.result is None
 

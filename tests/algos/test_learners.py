@@ -63,15 +63,19 @@ def test_offpolicy_learns_a_stabilising_lqr_gain(variant):
 
 
 def test_ppo_minibatch_rows_unpack_to_the_stored_tensors():
-    from robot_ac.algos.ppo import _column, _pack
+    from robot_ac.algos.ppo import minibatch_layout, pack_rows, unpack_rows
 
-    flat = {"obs": torch.randn(10, 3), "dones": torch.rand(10) > 0.5, "values": torch.randn(10),
-            "pair": torch.randn(10, 2, 2)}
-    packed, columns = _pack(flat)
-    rows = packed.index_select(0, torch.tensor([7, 2, 5]))
-    for key, value in flat.items():
-        out = _column(rows, columns[key], value)
-        assert out.dtype == value.dtype and torch.equal(out, value[[7, 2, 5]]), key
+    layout = minibatch_layout(3, 2, 2, behavior_lags=True)
+    n = 10
+    flat = {"policy_obs": torch.randn(n, 3), "critic_obs": torch.randn(n, 2), "actions": torch.randn(n, 2),
+            "means": torch.randn(n, 2), "log_probs": torch.randn(n), "dones": torch.rand(n) > 0.5,
+            "advantages": torch.randn(n), "returns": torch.randn(n), "values": torch.randn(n),
+            "behavior_weights": torch.rand(n), "not_in_the_layout": torch.randn(n)}
+    rows = pack_rows(flat, layout).index_select(0, torch.tensor([7, 2, 5]))
+    out = unpack_rows(rows, layout)
+    assert set(out) == set(flat) - {"not_in_the_layout"}
+    for key, value in out.items():
+        assert value.dtype == flat[key].dtype and torch.equal(value, flat[key][[7, 2, 5]]), key
 
 
 def test_ppo_caps_on_a_sample_fraction_uses_the_first_rows_of_the_minibatch():

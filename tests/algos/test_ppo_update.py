@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import torch
@@ -105,6 +106,34 @@ def test_learner_process_computes_the_same_update_as_in_process_and_hands_it_bac
     finally:
         updater.close()
     assert not updater._process.is_alive()
+
+
+def _shared_update(helping: bool) -> tuple[dict, int]:
+    """One update in a learner process that shares minibatches; the trainer takes offers only when ``helping``."""
+    torch.manual_seed(0)
+    caps = regularizers.CapsConfig(temporal=0.1, spatial=0.05, sample_fraction=0.5)
+    cfg = _cfg(num_envs=64, epochs=8, minibatches=4, caps=caps, share_minibatches=True)
+    ppo = PPO(cfg, *SIZES, CPU, policy_noise_std=torch.tensor([0.1, 0.1, 0.0, 0.0, 0.2, 0.0]))
+    updater = AsyncUpdater(ppo, seed=7)
+    try:
+        updater.submit(_rollout(ppo, seed=1))
+        helped = 0
+        deadline = time.monotonic() + 30
+        while helping and helped < 3 and time.monotonic() < deadline and not updater._conn.poll():
+            helped += updater.help()
+        state = updater.state_dict()  # waits for the update; offers not taken by now the learner computes itself
+    finally:
+        updater.close()
+    return state, helped
+
+
+def test_minibatches_shared_with_the_trainer_give_the_update_the_learner_computes_alone():
+    shared, helped = _shared_update(helping=True)
+    alone, not_helped = _shared_update(helping=False)
+    assert helped > 0 and not_helped == 0
+    for part in ("policy", "critic"):
+        for key, value in alone[part].items():
+            torch.testing.assert_close(shared[part][key], value, rtol=1e-6, atol=1e-7, msg=f"{part}.{key}")
 
 
 def test_a_nonfinite_loss_in_the_learner_process_surfaces_as_the_same_error():

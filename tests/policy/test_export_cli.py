@@ -26,7 +26,7 @@ needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no host C comp
 def run_dir(tmp_path_factory):
     """A run folder with a real checkpoint, saved right after construction (no training: seconds, not minutes)."""
     out = tmp_path_factory.mktemp("run")
-    cfg = load_train_config("quadrotor-hover", "ppo", num_envs=16, max_seconds=1.0)
+    cfg = load_train_config("quadrotor-hover", "ppo", num_envs=16, max_seconds=1.0, compile_env=False)
     trainer = Trainer(cfg, out, show_progress=False)
     with torch.no_grad():  # a non-trivial actor: the fresh output head is ~constant
         trainer.adapter.actor.net[-1].weight.mul_(100.0)

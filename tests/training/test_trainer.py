@@ -19,7 +19,9 @@ from robot_ac.policy import load_bundle
 from robot_ac.training.config import load_train_config
 from robot_ac.training.runner import Trainer, TrainingDiverged
 
-FAST = dict(max_seconds=12.0, eval_every_seconds=1000.0, eval_episodes=64, checkpoint_every_seconds=2.0)
+# Eager: the agent file compiles the simulator, which on a fresh machine (CI) takes about a minute per batch size.
+FAST = dict(max_seconds=12.0, eval_every_seconds=1000.0, eval_episodes=64, checkpoint_every_seconds=2.0,
+            compile_env=False)
 
 
 def _ppo(**changes):
@@ -89,7 +91,8 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     cmd = [sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--algo", "ppo", "--num-envs", "128",
-           "--max-seconds", "120", "--eval-every", "1000", "--checkpoint-every", "1", "--out", str(run), "--quiet"]
+           "--max-seconds", "120", "--eval-every", "1000", "--checkpoint-every", "1", "--out", str(run), "--quiet",
+           "--no-compile"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 90
     checkpoint = run / "checkpoint.pt"
