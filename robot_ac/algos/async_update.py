@@ -58,6 +58,7 @@ class AsyncUpdater:
         # The trainer computes half of a minibatch's gradient whenever it would otherwise wait.
         self.share = ppo.make_minibatch_share(context) if ppo.cfg.share_minibatches else None
         self._helper: PPO | None = None
+        self._helper_warm = False
         if self.share is not None:
             self._helper = PPO(ppo.cfg, *ppo.sizes, ppo.device, ppo.policy_noise_std, rollout_storage=False)
             self._helper.behavior_lags = True
@@ -100,8 +101,14 @@ class AsyncUpdater:
         return stats
 
     def help(self) -> bool:
-        """Compute the half-minibatch the learner offers, if any; True when there was one."""
-        return self._helper is not None and self._helper.help_with(self.share)
+        """Compute the half-minibatch the learner offers, if any; True when there was one (or when it compiled)."""
+        if self._helper is None:
+            return False
+        if not self._helper_warm:  # compile before taking an offer, or the learner would wait for the compiler
+            self._helper.warm_up_update()
+            self._helper_warm = True
+            return True
+        return self._helper.help_with(self.share)
 
     def state_dict(self) -> dict:
         """The learner's state (critic, optimizer, newest policy); waits for the update in flight."""
@@ -171,6 +178,7 @@ def _learner_main(conn: Connection, cfg: PPOConfig, sizes: tuple, noise_std: tor
     ppo = PPO(cfg, *sizes, torch.device("cpu"), policy_noise_std=noise_std)
     ppo.behavior_lags = True
     ppo.share = share
+    ppo.warm_up_update()  # while the trainer sets up and collects its first rollout
     parameters = dict(ppo.policy.named_parameters())
     while True:
         try:

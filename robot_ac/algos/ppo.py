@@ -53,6 +53,8 @@ class PPOConfig:
     caps: regularizers.CapsConfig = regularizers.CapsConfig()
     async_update: bool = bounded(False, doc="on a CPU, learn from rollout k in a second process while rollout "
                                  "k+1 is collected: both cores busy, the policy one update behind (ignored on a GPU)")
+    compile_update: bool = bounded(False, doc="torch.compile the minibatch loss and its gradient (on this CPU a half "
+                                   "minibatch took 6.3-6.7 ms against 9.2 ms eager); compiled before the first update")
     share_minibatches: bool = bounded(False, doc="with async_update: the trainer computes half of each minibatch's "
                                       "gradient whenever it would otherwise wait for the learner")
 
@@ -92,6 +94,8 @@ class PPO:
             else None
         self._spatial_sigma: torch.Tensor | None = None  # CAPS's perturbation in normalized units, per update
         self.share: MinibatchShare | None = None  # set in a learner process that shares minibatches with a helper
+        self._losses = (torch.compile(self._minibatch_losses, dynamic=False) if cfg.compile_update
+                        else self._minibatch_losses)
         # A helper process (robot_ac.algos.minibatch_share) needs the networks only.
         self.storage = new_rollout_storage(cfg.steps_per_env, cfg.num_envs, policy_obs, critic_obs, action_size,
                                            device) if rollout_storage else {}
@@ -239,13 +243,34 @@ class PPO:
                        ) -> dict[str, torch.Tensor]:
         """Losses of the packed ``rows``, backpropagated with ``weight`` into the parameters' gradients."""
         mb = unpack_rows(packed.index_select(0, rows), layout)
+        caps_rows = self._caps_rows(len(rows))
         if self.cfg.caps.temporal > 0:
-            mb["next_policy_obs"] = next_policy_obs.index_select(0, rows[:self._caps_rows(len(rows))])
-        if spatial_noise is not None:
+            mb["next_policy_obs"] = next_policy_obs.index_select(0, rows[:caps_rows])
+        if self.cfg.caps.spatial > 0 and self._spatial_sigma is not None:
+            # Drawn here, not in the loss: a compiled loss then holds no random numbers and one graph serves all.
+            if spatial_noise is None:
+                spatial_noise = torch.randn(caps_rows, len(self._noisy_columns), device=self.device)
             mb["spatial_noise"] = spatial_noise
-        losses = self._minibatch_losses(mb)
+        losses = self._losses(mb)
         (losses["loss"] * weight).backward()
         return {k: v.detach() for k, v in losses.items()}
+
+    def warm_up_update(self) -> None:
+        """Compile the loss of a minibatch half (``compile_update``) on zeros, before an update waits for it."""
+        if not self.cfg.compile_update:
+            return
+        policy_obs, critic_obs, action_size, _ = self.sizes
+        layout = minibatch_layout(policy_obs, critic_obs, action_size, self.behavior_lags)
+        batch = self.cfg.steps_per_env * self.cfg.num_envs // self.cfg.minibatches
+        rows = batch - batch // 2 if self.behavior_lags else batch  # a learner process computes halves
+        self._rollout_std = self.policy.log_std.detach().exp()
+        if self.cfg.caps.spatial > 0 and self._noisy_columns is not None:
+            self._spatial_sigma = torch.zeros(len(self._noisy_columns), device=self.device)
+        packed = torch.zeros(rows, layout_width(layout), device=self.device)
+        self.chunk_backward(packed, layout, torch.zeros(rows, policy_obs, device=self.device),
+                            torch.arange(rows, device=self.device))
+        for p in self._parameters():
+            p.grad = None
 
     def make_minibatch_share(self, context: multiprocessing.context.BaseContext) -> MinibatchShare:
         """Shared buffers sized for this PPO's updates in a learner process (asynchronous collection)."""

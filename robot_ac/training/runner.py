@@ -96,9 +96,10 @@ class _PPOAdapter:
         noise = _policy_noise_std(env)
         ppo_cfg = cfg.ppo
         if not cfg.compile_env:
-            # Eager evaluation steps (~4.5 ms for 1000 environments) hold the trainer too long between the
-            # learner's offers: it waited on the trainer and evaluations crawled (runs/exp13/shF-u*).
-            ppo_cfg = dataclasses.replace(ppo_cfg, share_minibatches=False)
+            # Eager throughout (robot-ac train --no-compile). Sharing minibatches needs the compiled simulator:
+            # eager evaluation steps (~4.5 ms for 1000 environments) hold the trainer too long between the
+            # learner's offers, which then waited on the trainer while evaluations crawled (runs/exp13/shF-u*).
+            ppo_cfg = dataclasses.replace(ppo_cfg, share_minibatches=False, compile_update=False)
         self.algo = PPO(ppo_cfg, env.observation_size("policy"), env.observation_size("critic"), env.action_size,
                         env.hover_action, env.device, policy_noise_std=noise)
         self.actor = self.algo.actor
@@ -249,8 +250,8 @@ class Trainer:
         eval_seconds = 0.0
         bundle = None
         if cfg.compile_env and self.show_progress:
-            tqdm.write("robot-ac: torch.compile builds the simulator on its first steps: about a minute the first time "
-                       "on a machine, a few seconds from torch's cache after (--no-compile runs eager)")
+            tqdm.write("robot-ac: torch.compile builds the simulator and the loss on their first use: about a minute "
+                       "the first time on a machine, a few seconds from torch's cache after (--no-compile runs eager)")
         bar = tqdm(total=int(cfg.max_seconds), unit="s", disable=not self.show_progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
         interrupted = False

@@ -136,6 +136,26 @@ def test_minibatches_shared_with_the_trainer_give_the_update_the_learner_compute
             torch.testing.assert_close(shared[part][key], value, rtol=1e-6, atol=1e-7, msg=f"{part}.{key}")
 
 
+def test_a_compiled_loss_takes_the_same_update_as_the_eager_one():
+    """``compile_update`` changes the speed, not the update (to float rounding); the first update compiles."""
+    caps = regularizers.CapsConfig(temporal=0.1, spatial=0.05, sample_fraction=0.5)
+    noise = torch.tensor([0.1, 0.1, 0.0, 0.0, 0.2, 0.0])
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        ppo = PPO(_cfg(caps=caps, compile_update=compiled), *SIZES, CPU, policy_noise_std=noise)
+        ppo.warm_up_update()  # draws random numbers only when compiling: seed again after it
+        torch.manual_seed(1)
+        last = _rollout(ppo, seed=1)
+        torch.manual_seed(2)
+        stats = ppo.update(last)
+        results.append((_parameters(ppo), stats))
+    (eager, eager_stats), (compiled, compiled_stats) = results
+    assert compiled_stats["surrogate"] == pytest.approx(eager_stats["surrogate"], rel=1e-4, abs=1e-6)
+    for key, value in eager.items():
+        torch.testing.assert_close(compiled[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
 def test_a_nonfinite_loss_in_the_learner_process_surfaces_as_the_same_error():
     torch.manual_seed(0)
     ppo = PPO(_cfg(), *SIZES, CPU)
