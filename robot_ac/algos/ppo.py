@@ -107,7 +107,7 @@ class PPO:
     def optimizer(self) -> Adam:
         """Built on first use: a trainer whose updates run in a learner process never needs one."""
         if self._optimizer is None:
-            self._optimizer = Adam([*self.policy.parameters(), *self.critic.parameters()], lr=self.learning_rate)
+            self._optimizer = Adam(self._parameters(), lr=self.learning_rate)
             if self._optimizer_state is not None:
                 self._optimizer.load_state_dict(self._optimizer_state)
                 self._optimizer_state = None
@@ -192,7 +192,7 @@ class PPO:
         flat["advantages"], flat["returns"], flat["values"] = advantages.flatten(), returns.flatten(), values
         del flat["next_critic_obs"], flat["truncated"], flat["rewards"]
         total = flat["advantages"].numel()
-        batch = total // cfg.minibatches
+        batch = self._minibatch_size()
         # One row per sample, so a minibatch is one row gather (measured 1.9 ms for 8192 rows here, against
         # 7.4 ms for a gather per tensor). The next observations, 149 of ~370 columns for the Crazyflie, are only
         # read by CAPS on a share of the rows: they are gathered apart, for those rows.
@@ -246,10 +246,9 @@ class PPO:
         caps_rows = self._caps_rows(len(rows))
         if self.cfg.caps.temporal > 0:
             mb["next_policy_obs"] = next_policy_obs.index_select(0, rows[:caps_rows])
-        if self.cfg.caps.spatial > 0 and self._spatial_sigma is not None:
-            # Drawn here, not in the loss: a compiled loss then holds no random numbers and one graph serves all.
-            if spatial_noise is None:
-                spatial_noise = torch.randn(caps_rows, len(self._noisy_columns), device=self.device)
+        if spatial_noise is None:
+            spatial_noise = self._spatial_noise(len(rows))
+        if spatial_noise is not None:
             mb["spatial_noise"] = spatial_noise
         losses = self._losses(mb)
         (losses["loss"] * weight).backward()
@@ -261,7 +260,7 @@ class PPO:
             return
         policy_obs, critic_obs, action_size, _ = self.sizes
         layout = minibatch_layout(policy_obs, critic_obs, action_size, self.behavior_lags)
-        batch = self.cfg.steps_per_env * self.cfg.num_envs // self.cfg.minibatches
+        batch = self._minibatch_size()
         rows = batch - batch // 2 if self.behavior_lags else batch  # a learner process computes halves
         self._rollout_std = self.policy.log_std.detach().exp()
         if self.cfg.caps.spatial > 0 and self._noisy_columns is not None:
@@ -276,7 +275,7 @@ class PPO:
         """Shared buffers sized for this PPO's updates in a learner process (asynchronous collection)."""
         policy_obs, critic_obs, action_size, _ = self.sizes
         samples = self.cfg.steps_per_env * self.cfg.num_envs
-        batch = samples // self.cfg.minibatches
+        batch = self._minibatch_size()
         offered = batch - batch // 2
         noisy = len(self._noisy_columns) if self._noisy_columns is not None else 0
         width = layout_width(minibatch_layout(policy_obs, critic_obs, action_size, True))
@@ -289,11 +288,9 @@ class PPO:
             return False
         parameters = self._parameters()
         with torch.no_grad():
-            offset = 0
-            for p in parameters:
-                p.copy_(share.parameters[offset:offset + p.numel()].view_as(p))
+            for p, shared in zip(parameters, _views(share.parameters, parameters), strict=True):
+                p.copy_(shared)
                 p.grad = None
-                offset += p.numel()
         self._rollout_std = share.rollout_std
         spatial = self.cfg.caps.spatial > 0 and self._noisy_columns is not None
         self._spatial_sigma = share.spatial_sigma if spatial else None
@@ -312,25 +309,35 @@ class PPO:
         """
         half = len(chosen) // 2
         first, second = chosen[:half], chosen[half:]
-        noise = None
-        if self.cfg.caps.spatial > 0 and self._spatial_sigma is not None:
-            noise = torch.randn(self._caps_rows(len(second)), len(self._noisy_columns), device=self.device)
+        noise = self._spatial_noise(len(second))
         share.offer(self._parameters(), second, noise)
         first_losses = self.chunk_backward(packed, layout, next_policy_obs, first, 0.5)
         if share.claim_for_learner():
             second_losses = self.chunk_backward(packed, layout, next_policy_obs, second, 0.5, noise)
         else:
             gradients, second_losses = share.wait_for_helper(first_losses.keys())
+            parameters = self._parameters()
             with torch.no_grad():
-                offset = 0
-                for p in self._parameters():
-                    p.grad += gradients[offset:offset + p.numel()].view_as(p)
-                    offset += p.numel()
+                for p, gradient in zip(parameters, _views(gradients, parameters), strict=True):
+                    p.grad += gradient
         return {k: (first_losses[k] + second_losses[k]) / 2 for k in first_losses}
 
     def _parameters(self) -> list[nn.Parameter]:
         """The trained parameters, in the optimizer's order (the flat layout the helper process shares)."""
         return [*self.policy.parameters(), *self.critic.parameters()]
+
+    def _minibatch_size(self) -> int:
+        return self.cfg.steps_per_env * self.cfg.num_envs // self.cfg.minibatches
+
+    def _spatial_noise(self, rows: int) -> torch.Tensor | None:
+        """CAPS's spatial perturbation for ``rows`` minibatch rows (unit normal, noisy columns only); None when off.
+
+        Drawn outside the loss: a compiled loss then holds no random numbers, and a learner can draw the noise of a
+        half it offers to the helper.
+        """
+        if self.cfg.caps.spatial <= 0 or self._spatial_sigma is None:
+            return None
+        return torch.randn(self._caps_rows(rows), len(self._noisy_columns), device=self.device)
 
     def _caps_rows(self, rows: int) -> int:
         """CAPS runs on the first rows of the (randomly ordered) minibatch: an unbiased estimate of the mean."""
@@ -367,11 +374,8 @@ class PPO:
             out["caps_temporal"] = temporal.detach()
         if cfg.caps.spatial > 0 and self._spatial_sigma is not None:
             # Only the noisy observations are perturbed (18 of 149 for the Crazyflie: the action history is exact).
-            noise = mb.get("spatial_noise")
-            if noise is None:
-                noise = torch.randn(caps_rows, len(self._noisy_columns), device=self.device)
             perturbed = mb["policy_obs"][:caps_rows].clone()
-            perturbed[:, self._noisy_columns] += noise * self._spatial_sigma
+            perturbed[:, self._noisy_columns] += mb["spatial_noise"] * self._spatial_sigma
             spatial = regularizers.caps_spatial(mean, self.actor.net(perturbed))
             loss = loss + cfg.caps.spatial * spatial
             out["caps_spatial"] = spatial.detach()
@@ -390,7 +394,7 @@ class PPO:
             nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
             nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
         else:
-            nn.utils.clip_grad_norm_([*self.policy.parameters(), *self.critic.parameters()], cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self._parameters(), cfg.max_grad_norm)
 
     @staticmethod
     def _kl(old_mean: torch.Tensor, old_std: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -447,6 +451,11 @@ def new_rollout_storage(steps: int, num_envs: int, policy_obs: int, critic_obs: 
 # A minibatch row: the name, the trailing shape and the dtype of each per-sample tensor, side by side as float
 # columns. Static, so that the helper process reads rows the learner packed without being told the layout.
 Layout = dict[str, tuple[slice, tuple[int, ...], torch.dtype]]
+
+
+def _views(flat: torch.Tensor, parameters: list[nn.Parameter]) -> list[torch.Tensor]:
+    """``flat`` cut into views shaped like ``parameters``, in order (the helper process's shared layout)."""
+    return [part.view_as(p) for part, p in zip(flat.split([p.numel() for p in parameters]), parameters, strict=True)]
 
 
 def minibatch_layout(policy_obs: int, critic_obs: int, action_size: int, behavior_lags: bool) -> Layout:
