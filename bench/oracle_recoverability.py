@@ -50,6 +50,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from robot_ac.compiler import compile_function  # noqa: E402
 from robot_ac.sim.quadrotor import dynamics  # noqa: E402
 from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, QuadrotorParams  # noqa: E402
@@ -205,7 +206,7 @@ class Planner:
         self.n_elite = max(4, int(round(settings.elite_fraction * self.K)))
         self.n_knots = n_knots
         step = self._rollout_step
-        self._step = torch.compile(step, dynamic=False) if compile else step
+        self._step = compile_function(step, dynamic=False) if compile else step
         self.env_steps = 0
 
     def _rollout_step(self, state: torch.Tensor, applied: torch.Tensor, dead: torch.Tensor,

@@ -31,6 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import torch  # noqa: E402
 
+from robot_ac.compiler import compile_function  # noqa: E402
 from robot_ac.sim.quadrotor import dynamics  # noqa: E402
 from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
 
@@ -85,7 +86,7 @@ def measure_dynamics(num_envs: int, repeats: int, device: str, seconds: float) -
         return torch.stack(dynamics.rk4_columns(list(state.unbind(0)), list(rpm.unbind(0)), env.dt,
                                                 env.task.substeps, body, rotors, robot.gravity))
 
-    compiled = torch.compile(integrate, dynamic=False)
+    compiled = compile_function(integrate, dynamic=False)
     actions = _random_actions(num_envs, device)
     state = env.state.T.contiguous()
     row = _rate(lambda i: compiled(state, actions[i % 16]), num_envs, repeats, device, seconds)

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import torch
-import torch.multiprocessing as mp
+import torch.multiprocessing  # noqa: F401 - registers the reductions that share tensors with the learner
 
+from robot_ac.algos.learner_host import learner_context
 from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.ppo import PPO, PPOConfig
 
@@ -54,7 +55,7 @@ class AsyncUpdater:
         self._in_flight = False
         self._ready: dict[str, float] | None = None  # stats of an update collected early (by a checkpoint)
         self._loaded = False
-        context = mp.get_context("spawn")  # fork is unsafe once torch has started threads
+        context = learner_context()  # a fork of a preloaded server; fork of this process is unsafe (threads)
         # The trainer computes half of a minibatch's gradient whenever it would otherwise wait.
         self.share = ppo.make_minibatch_share(context) if ppo.cfg.share_minibatches else None
         self._helper: PPO | None = None

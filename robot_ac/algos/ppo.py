@@ -19,6 +19,7 @@ from robot_ac.algos.adam import Adam
 from robot_ac.algos.gae import generalized_advantages
 from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.networks import Critic, DeterministicActor
+from robot_ac.compiler import compile_function
 from robot_ac.config import bounded
 
 # Ceiling of pi_prox / pi_behavior in the decoupled objective: our choice, in the spirit of V-trace's truncated
@@ -94,7 +95,7 @@ class PPO:
             else None
         self._spatial_sigma: torch.Tensor | None = None  # CAPS's perturbation in normalized units, per update
         self.share: MinibatchShare | None = None  # set in a learner process that shares minibatches with a helper
-        self._losses = (torch.compile(self._minibatch_losses, dynamic=False) if cfg.compile_update
+        self._losses = (compile_function(self._minibatch_losses, dynamic=False) if cfg.compile_update
                         else self._minibatch_losses)
         # A helper process (robot_ac.algos.minibatch_share) needs the networks only.
         self.storage = new_rollout_storage(cfg.steps_per_env, cfg.num_envs, policy_obs, critic_obs, action_size,

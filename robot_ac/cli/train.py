@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.algo == "ppo" and not (args.device or "").startswith("cuda"):
+        # PPO on a CPU updates in a learner process: start what it is forked from before this process imports
+        # torch, so that both import at once (robot_ac.algos.learner_host).
+        from robot_ac.algos.learner_host import start_learner_host
+
+        start_learner_host()
     from robot_ac.config import ConfigError
     from robot_ac.training.config import load_train_config
     from robot_ac.training.runner import Trainer, TrainingDiverged

@@ -77,8 +77,10 @@ class Evaluation:
                  device: str | torch.device = "cpu", env: QuadrotorEnv | None = None, record: bool = False,
                  stop_when_hopeless: bool = False) -> None:
         env = env or QuadrotorEnv(task, num_envs=episodes, device=device, seed=seed, curriculum=False)
-        if env.num_envs != episodes:
-            raise ValueError(f"evaluation env has {env.num_envs} environments, need {episodes}")
+        if env.num_envs < episodes:
+            raise ValueError(f"evaluation env has {env.num_envs} environments, need at least {episodes}")
+        # Environments past ``episodes`` run along unscored: training evaluates in an environment as large as its
+        # own, whose compiled step it then shares (robot_ac.training.runner).
         self.policy, self.env, self.episodes = policy, env, episodes
         self.stop_when_hopeless = stop_when_hopeless
         self.steps = env.episode_steps
@@ -106,13 +108,14 @@ class Evaluation:
                 self.result = _stopped(self.episodes, self.actions[:t], t / env.task.control_rate_hz)
                 break
             action = self.policy(self.obs["policy"]).to(env.device).float()
-            self.actions[t] = torch.nan_to_num(action, nan=0.0).clamp(-1.0, 1.0)
+            n = self.episodes
+            self.actions[t] = torch.nan_to_num(action[:n], nan=0.0).clamp(-1.0, 1.0)
             step = env.step(action)
-            self.alive &= ~step.terminated
+            self.alive &= ~step.terminated[:n]
             if self.positions is not None:
-                self.positions[t] = step.info["final_observations"]["critic"][:, :3]
+                self.positions[t] = step.info["final_observations"]["critic"][:n, :3]
             if t >= self.steps - self.last_second:
-                self.error_sum += torch.where(self.alive, step.info["position_error"], 0.0)
+                self.error_sum += torch.where(self.alive, step.info["position_error"][:n], 0.0)
             self.obs = step.observations
             self.t += 1
             if self.t == self.steps:

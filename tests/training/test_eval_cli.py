@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from robot_ac.cli import main
 from robot_ac.paths import repo_root
 
@@ -63,3 +65,27 @@ def test_an_evaluation_run_in_slices_scores_as_one_run():
     assert slices == 500 // 7
     assert evaluation.result == whole
     assert whole.survival_rate > 0.5  # a flying policy, so the comparison covers settle errors too
+
+
+def test_environments_past_the_scored_episodes_run_along_without_changing_the_score():
+    """Training evaluates in an environment as large as its own (to share its compiled step) and scores only the
+    first ``episodes``: what the extra environments do must not matter, even a policy gone non-finite there."""
+    from robot_ac.policy import load_bundle
+    from robot_ac.sim.quadrotor.env import QuadrotorEnv
+    from robot_ac.training.evaluate import Evaluation
+
+    policy = load_bundle(repo_root() / "policies" / "crazyflie_hover" / "policy.onnx").torch_policy()
+
+    def nan_past_50(obs):
+        action = policy(obs).clone()
+        action[50:] = float("nan")
+        return action
+
+    def scored(fn):
+        env = QuadrotorEnv(num_envs=64, seed=4, curriculum=False)
+        return Evaluation(fn, episodes=50, seed=4, env=env, record=True).finish()
+
+    assert scored(policy) == scored(nan_past_50)
+    assert scored(policy).episodes == 50
+    with pytest.raises(ValueError, match="need at least 50"):
+        Evaluation(policy, episodes=50, env=QuadrotorEnv(num_envs=40, seed=4, curriculum=False))

@@ -210,3 +210,19 @@ def test_background_evaluation_runs_while_waiting_for_the_learner_and_ships_the_
     assert not torch.equal(newest, shipped["net.0.weight"]), "training did not move on past the evaluated copy"
     evals = [r for r in trainer.logger.rows if "eval/success_rate" in r]
     assert len(evals) == 3
+
+
+def test_a_compiled_training_evaluates_in_its_own_compiled_step(tmp_path):
+    """Training and its evaluations start differently but step alike: compiled, they share one graph (one
+    compilation fewer), as long as the evaluation is not much larger than what it scores."""
+    trainer = Trainer(_ppo(compile_env=True, eval_episodes=250), tmp_path / "run", show_progress=False,
+                      read_only=True)
+    evaluation_env = trainer._evaluation_env()
+    assert evaluation_env.num_envs == trainer.env.num_envs == 256
+    assert evaluation_env._graph_key == trainer.env._graph_key
+    assert evaluation_env.task.start != trainer.env.task.start  # the agent file's train_start
+    small = Trainer(_ppo(compile_env=True, eval_episodes=64), tmp_path / "run2", show_progress=False,
+                    read_only=True)
+    assert small._evaluation_env().num_envs == 64  # 256 would quadruple every evaluation step
+    eager = Trainer(_ppo(eval_episodes=250), tmp_path / "run3", show_progress=False, read_only=True)
+    assert eager._evaluation_env().num_envs == 250

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from robot_ac.compiler import compile_function
 from robot_ac.config import ConfigError
 from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
@@ -118,7 +119,10 @@ class QuadrotorEnv(VecEnv):
         # Guards only on tensors plus one key of the Python-side configuration (task, robot, flags), which is fixed
         # at construction: dynamo's default guards walk the whole config and contract on every call, ~0.2 ms per
         # step, as much as the dynamics at N = 4096. Environments with equal keys share a graph, which is correct.
-        self._graph_key = hashlib.sha256(repr((self.task, self.robot, self.domain_randomization,
+        # The start distribution is left out: starts are drawn outside the graph (``_sample_starts``), so training
+        # and its evaluations, which start differently, share one graph when they are as large.
+        self._graph_key = hashlib.sha256(repr((replace(self.task, start=None), self.robot,
+                                               self.domain_randomization,
                                                self.observation_noise, self.num_envs, str(self.device),
                                                self.hover_action)).encode()).hexdigest()
         if compile:
@@ -128,7 +132,8 @@ class QuadrotorEnv(VecEnv):
         # On CPU the graph's wrapper (allocations and kernel calls) in C++ rather than Python: at N = 4096,
         # 2.35-2.65M against 1.3-2.1M env-steps/s in paired fresh processes here (bench/sim_throughput.py).
         options = {"guard_filter_fn": _tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
-        self._core = torch.compile(self._step_core, dynamic=False, options=options) if compile else self._step_core
+        self._core = (compile_function(self._step_core, dynamic=False, options=options) if compile
+                      else self._step_core)
 
     # ----------------------------------------------------------------------------------------- public API
     @property
