@@ -1,9 +1,7 @@
 """``python -m robot_ac.cli`` is the ``robot-ac`` command."""
 
-import sys
+from robot_ac.cli import entry
 
-from robot_ac.cli import main
-
-# Guarded: the training learner process (spawn) imports this module again as __mp_main__.
+# Guarded: a learner process started by ``spawn`` imports this module again as __mp_main__.
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

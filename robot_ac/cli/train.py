@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robot_ac.training.config import ALGORITHMS
+from robot_ac.training import ALGORITHMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<task>-<algo>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, quick_exit=True)  # every file is closed when run() returns
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,14 +2,29 @@
 
 ``run_sim2sim`` flies the same start states in both through the same controller; ``write_report`` turns the
 result into a folder a person reads. Engine backends are registered per robot kind in ``backend``.
+
+The names below load on first use (PEP 562), so that the command line can read ``effects`` for its help without
+importing torch: ``robot-ac train`` starts its learner host before this process imports torch.
 """
 
-from robot_ac.sim2sim.backend import Backend, BackendOptions, Sim2SimError, create_backend, engines, register_backend
-from robot_ac.sim2sim.effects import EFFECT_NAMES, EffectError, EffectSettings, parse_effects
-from robot_ac.sim2sim.report import write_report
-from robot_ac.sim2sim.runner import Sim2SimResult, run_sim2sim
+from __future__ import annotations
 
-__all__ = [
-    "EFFECT_NAMES", "Backend", "BackendOptions", "EffectError", "EffectSettings", "Sim2SimError", "Sim2SimResult",
-    "create_backend", "engines", "parse_effects", "register_backend", "run_sim2sim", "write_report",
-]
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    "Backend": "backend", "BackendOptions": "backend", "Sim2SimError": "backend", "create_backend": "backend",
+    "engines": "backend", "register_backend": "backend",
+    "EFFECT_NAMES": "effects", "EffectError": "effects", "EffectSettings": "effects", "parse_effects": "effects",
+    "write_report": "report",
+    "Sim2SimResult": "runner", "run_sim2sim": "runner",
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -10,8 +10,7 @@ from robot_ac.algos.offpolicy import OffPolicyConfig
 from robot_ac.algos.ppo import PPOConfig
 from robot_ac.config import KeyedValueError, bounded, load_yaml_config
 from robot_ac.paths import sim_dir
-
-ALGORITHMS = ("ppo", "td3", "sac")
+from robot_ac.training import ALGORITHMS
 
 
 @dataclass(frozen=True)

@@ -59,3 +59,13 @@ def _report_parent_and_preload(conn) -> None:
     import os
 
     conn.send((os.getppid(), "robot_ac.algos.learner_preload" in sys.modules and "torch._dynamo" in sys.modules))
+
+
+def test_the_command_line_reads_its_arguments_without_importing_torch():
+    """``robot-ac train`` starts the learner host once its arguments are read: before torch, or both would not
+    import at once."""
+    import subprocess
+
+    code = "import sys; from robot_ac.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr
