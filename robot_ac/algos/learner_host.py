@@ -1,10 +1,11 @@
 """Where the learner process comes from: a fork of a server that imported torch and its compiler in advance.
 
-Why: a learner started fresh (``spawn``) spent ~6.5 s here before its first update (interpreter, torch, the
-compiler's imports, its checks, the compiled loss) while the trainer's first rollout was ready after ~4 s of
-training, so every run waited. Python's ``forkserver`` start method runs one server process that imports the modules
-below once and forks each learner from it; the server is started as early as ``robot-ac train`` can (before the
-trainer itself imports torch), so that those imports run on the second core while the trainer starts.
+Why: a learner started fresh (``spawn``) spent ~6.5 s here before it could update (interpreter, torch, the
+compiler's imports, its checks, the compiled loss): ready 11.3 s after launch, while the trainer's first rollout was
+ready at 8.6 s. Forked from the server, the same learner was ready at 5.0 s (``runs/exp15/timeline.py``).
+Python's ``forkserver`` start method runs one server process that imports the modules below once and forks each
+learner from it; the server is started as early as ``robot-ac train`` can (before the trainer itself imports torch),
+so that those imports run on the second core while the trainer starts.
 
 Fork is safe here because the server only imports: it runs no torch operation, so there is no OpenMP pool for a
 fork to break (importing starts only the BLAS library's thread pool, which handles fork itself). Where the platform
