@@ -69,3 +69,15 @@ def test_the_command_line_reads_its_arguments_without_importing_torch():
     code = "import sys; from robot_ac.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_load_check_is_wrapped_once_however_often_compile_is_called():
+    from torch._inductor import cpu_vec_isa
+
+    from robot_ac.compiler import remember_kernel_load_checks
+
+    remember_kernel_load_checks()
+    wrapped = cpu_vec_isa.VecISA._probe_load
+    remember_kernel_load_checks()
+    assert cpu_vec_isa.VecISA._probe_load is wrapped
+    assert getattr(wrapped, "_robot_ac_remembers_loads", False)
