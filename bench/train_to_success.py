@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -62,14 +63,19 @@ def main() -> None:
     for algo in args.algos:
         mine = [r for r in rows if r["algo"] == algo]
         ok = [r["wall_clock_s"] for r in mine if r["succeeded"]]
+        # Over all seeds, a seed that did not meet the criterion counts as slower than every one that did.
+        everyone = sorted(ok) + [math.inf] * (len(mine) - len(ok))
+        median_all = statistics.median(everyone) if everyone else None
         summary[algo] = {"seeds": len(mine), "succeeded": len(ok),
                          "median_wall_clock_s_of_successes": statistics.median(ok) if ok else None,
+                         "median_wall_clock_s_all_seeds": median_all if median_all != math.inf else None,
                          "max_wall_clock_s_of_successes": max(ok) if ok else None,
                          "median_env_steps": statistics.median([r["env_steps"] or 0 for r in mine]),
                          "median_best_success_rate": statistics.median([r["best_success_rate"] or 0 for r in mine]),
                          "max_best_success_rate": max(r["best_success_rate"] or 0 for r in mine)}
         median = summary[algo]["median_wall_clock_s_of_successes"]
-        print(f"{algo}: {len(ok)}/{len(mine)} seeds met the criterion; median wall-clock of those {median} s")
+        print(f"{algo}: {len(ok)}/{len(mine)} seeds met the criterion; median wall-clock of those {median} s; "
+              f"over all seeds (a failed one counts as slowest) {summary[algo]['median_wall_clock_s_all_seeds']} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "train_to_success", "max_seconds": args.max_seconds,
                                     "cpu_count": os.cpu_count(), "rows": rows, "summary": summary}, indent=2))
