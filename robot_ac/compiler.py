@@ -28,6 +28,15 @@ def compile_function(fn: Callable, **kwargs: Any) -> Callable:
     return torch.compile(fn, **kwargs)
 
 
+def tensor_and_key_guards(entries: list) -> list[bool]:
+    """A ``guard_filter_fn``: keep dynamo's tensor guards and the guard on ``self._graph_key``, drop the rest.
+
+    For methods whose configuration is fixed at construction and summarised in ``_graph_key`` (which the method
+    must read): dynamo's default guards walk every config attribute and submodule on each call.
+    """
+    return [e.guard_type == "TENSOR_MATCH" or e.name == "self._graph_key" for e in entries]
+
+
 def remember_kernel_load_checks() -> None:
     """Wrap inductor's per-process load check of its CPU test libraries with an on-disk memory of successes.
 

@@ -34,20 +34,16 @@ class Adam:
         with_grad = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not with_grad:
             return
-        params = [self.params[i] for i in with_grad]
-        grads = [self.params[i].grad for i in with_grad]
-        exp_avg = [self.exp_avg[i] for i in with_grad]
-        exp_avg_sq = [self.exp_avg_sq[i] for i in with_grad]
+        step_size, denominator_scale = self.advance()
+        adam_apply([self.params[i] for i in with_grad], [self.params[i].grad for i in with_grad],
+                   [self.exp_avg[i] for i in with_grad], [self.exp_avg_sq[i] for i in with_grad],
+                   step_size, denominator_scale, self.betas, self.eps)
+
+    def advance(self) -> tuple[float, float]:
+        """Count one step; its bias-corrected step size and second-moment scale (for ``adam_apply``)."""
         beta1, beta2 = self.betas
         self.steps += 1
-        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sq, beta2)
-        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-        step_size = self.param_groups[0]["lr"] / (1 - beta1**self.steps)
-        denom = torch._foreach_sqrt(exp_avg_sq)
-        torch._foreach_div_(denom, math.sqrt(1 - beta2**self.steps))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, exp_avg, denom, value=-step_size)
+        return self.param_groups[0]["lr"] / (1 - beta1**self.steps), math.sqrt(1 - beta2**self.steps)
 
     def state_dict(self) -> dict:
         return {"lr": self.param_groups[0]["lr"], "steps": self.steps, "exp_avg": [t.clone() for t in self.exp_avg],
@@ -60,3 +56,29 @@ class Adam:
         self.steps = state["steps"]
         for mine, theirs in zip(self.exp_avg + self.exp_avg_sq, state["exp_avg"] + state["exp_avg_sq"], strict=True):
             mine.copy_(theirs)
+
+
+def adam_apply(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: list[torch.Tensor],
+               exp_avg_sq: list[torch.Tensor], step_size: float | torch.Tensor,
+               denominator_scale: float | torch.Tensor, betas: tuple[float, float], eps: float,
+               only_if: torch.Tensor | None = None) -> None:
+    """One Adam step in place: ``p -= step_size * m / (sqrt(v) / denominator_scale + eps)``.
+
+    Step size and scale may be 0-d tensors, so that a compiled update (``robot_ac.algos.offpolicy``) takes them as
+    inputs rather than baking one step's bias correction into its graph. ``only_if`` (a 0-d bool tensor) leaves
+    parameters and moments untouched when false: a compiled update checks its loss without leaving the graph.
+    """
+    beta1, beta2 = betas
+    state = [*params, *exp_avg, *exp_avg_sq]
+    before = [t.clone() for t in state] if only_if is not None else []
+    torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_div_(denom, denominator_scale)
+    torch._foreach_add_(denom, eps)
+    updates = torch._foreach_div(exp_avg, denom)
+    torch._foreach_mul_(updates, step_size)
+    torch._foreach_sub_(params, updates)
+    for new, old in zip(state, before, strict=False):
+        new.copy_(torch.where(only_if, new, old))

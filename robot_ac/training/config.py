@@ -40,8 +40,8 @@ class TrainConfig:
     checkpoint_every_seconds: float = bounded(20.0, min=0.0)
     curriculum_every_steps: int = bounded(0, min=0, doc="0 keeps the task's value")
     threads: int = bounded(0, min=0, doc="torch threads; 0 uses all cores")
-    compile_env: bool = bounded(False, doc="torch.compile the training and evaluation simulators; off, PPO's "
-                                "compile_update and share_minibatches are off too (eager throughout)")
+    compile_env: bool = bounded(False, doc="torch.compile the training and evaluation simulators; off, the "
+                                "learners' compile_update and PPO's share_minibatches are off too (eager throughout)")
     replay_failed_starts: float = bounded(0.0, min=0.0, max=0.9, doc="fraction of new training episodes that "
                                           "restart from the start of an episode that terminated (0 = off)")
     ppo: PPOConfig = PPOConfig()

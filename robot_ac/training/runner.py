@@ -143,7 +143,9 @@ class _PPOAdapter:
 class _OffPolicyAdapter:
     def __init__(self, cfg: TrainConfig, env: QuadrotorEnv, stats: _EpisodeStats, read_only: bool = False) -> None:
         self.env, self.stats = env, stats
-        self.algo = OffPolicy(cfg.offpolicy, env.observation_size("policy"), env.observation_size("critic"),
+        # Eager throughout without compile_env (robot-ac train --no-compile), as for PPO.
+        offpolicy_cfg = cfg.offpolicy if cfg.compile_env else dataclasses.replace(cfg.offpolicy, compile_update=False)
+        self.algo = OffPolicy(offpolicy_cfg, env.observation_size("policy"), env.observation_size("critic"),
                               env.action_size, env.hover_action, env.device, reward_fn=env.compute_reward,
                               reward_terms=len(REWARD_TERMS),
                               policy_noise_std=_policy_noise_std(env), seed=cfg.seed)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from robot_ac.compiler import compile_function
+from robot_ac.compiler import compile_function, tensor_and_key_guards
 from robot_ac.config import ConfigError
 from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
@@ -28,11 +28,6 @@ ROW_FIELDS = frozenset({"action_history", "previous_action"})  # observation fie
 START_POOL_FACTOR = 16  # pre-sampled episode starts per environment; the pool is topped up when it could run dry
 
 REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude", "position_distance")
-
-
-def _tensor_and_key_guards(entries: list) -> list[bool]:
-    """Keep dynamo's tensor guards and the guard on ``self._graph_key``; drop the per-attribute config guards."""
-    return [e.guard_type == "TENSOR_MATCH" or e.name == "self._graph_key" for e in entries]
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,7 @@ class QuadrotorEnv(VecEnv):
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         # On CPU the graph's wrapper (allocations and kernel calls) in C++ rather than Python: at N = 4096,
         # 2.35-2.65M against 1.3-2.1M env-steps/s in paired fresh processes here (bench/sim_throughput.py).
-        options = {"guard_filter_fn": _tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
+        options = {"guard_filter_fn": tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
         self._core = (compile_function(self._step_core, dynamic=False, options=options) if compile
                       else self._step_core)
 
