@@ -257,6 +257,15 @@ def test_start_pool_refills_deterministically_and_stays_in_range():
     assert torch.equal(starts, again)
     assert len({tuple(row.tolist()) for row in starts}) == len(starts)  # no start state drawn twice
 
+    # Every environment ending every step takes the whole pool between two top-ups: still no start drawn twice.
+    env = QuadrotorEnv(num_envs=4, seed=11)
+    env.reset()
+    taken = [env.state.clone()]
+    for _ in range(100):
+        assert env.step(torch.full((4, 4), float("nan"))).terminated.all()
+        taken.append(env.state.clone())
+    assert len({tuple(row.tolist()) for row in torch.cat(taken)}) == 4 * 101
+
 
 def test_position_integral_field_integrates_clamps_and_resets():
     from robot_ac.sim.quadrotor.env import INTEGRAL_LIMIT_M_S

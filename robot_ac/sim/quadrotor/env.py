@@ -109,7 +109,10 @@ class QuadrotorEnv(VecEnv):
                                           self.params.values.shape[0], self._pool_size, self.device)
                         if replay_failed_starts > 0 else None)
         self._pool_params, self._pool_state = self._sample_starts(self._pool_size)
+        # The pool is a ring: the cursor counts the starts taken (entry ``cursor % pool size`` is next), and a refill
+        # overwrites, in place, the entries taken since the last one (``_pool_refilled``).
         self._pool_cursor = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._pool_refilled = 0
         self._pool_reserved = 0
         # Guards only on tensors plus one key of the Python-side configuration (task, robot, flags), which is fixed
         # at construction: dynamo's default guards walk the whole config and contract on every call, ~0.2 ms per
@@ -156,6 +159,7 @@ class QuadrotorEnv(VecEnv):
         self.params = self._pool_params.gather(ids)
         self._columns = self._pool_state[:, ids]
         self._pool_cursor += self.num_envs
+        self._pool_refilled = 0
         self._pool_reserved = self.num_envs
         self.history[:] = self.hover_action
         self.episode_step.zero_()
@@ -224,7 +228,7 @@ class QuadrotorEnv(VecEnv):
 
         # Automatic resets: environments that ended take the next start states of the pool, in index order.
         done = terminated | truncated
-        index = (cursor + torch.cumsum(done.long(), 0) - 1).clamp(0, self._pool_size - 1)
+        index = (cursor + torch.cumsum(done.long(), 0) - 1).remainder(self._pool_size)
         state = torch.where(done[None], self._pool_state[:, index], state)
         params = params.where(done, self._pool_params.gather(index))
         history = torch.where(done[:, None, None], self.hover_action, history)
@@ -291,15 +295,22 @@ class QuadrotorEnv(VecEnv):
         return params, state
 
     def _ensure_pool(self) -> None:
-        """Top the start pool up before a step could run it dry (every ~START_POOL_FACTOR steps)."""
+        """Top the start pool up before a step could run it dry (every ~START_POOL_FACTOR steps).
+
+        Only the entries taken since the last refill are redrawn, in place: copying the rest of the pool to its front
+        took 0.24 ms per step at N = 4096 with random actions (2.60 against 2.35 ms, runs/exp16/pool_ab.py). The
+        order in which starts are taken is the same as with that copy.
+        """
         if self._pool_reserved + self.num_envs <= self._pool_size:
             return
-        used = int(self._pool_cursor)
-        fresh_params, fresh_state = self._fresh_starts(used)
-        keep = torch.arange(used, self._pool_size, device=self.device)
-        self._pool_params = self._pool_params.gather(keep).cat(fresh_params)
-        self._pool_state = torch.cat([self._pool_state[:, used:], fresh_state], dim=1)
-        self._pool_cursor.zero_()
+        taken = int(self._pool_cursor)
+        used = taken - self._pool_refilled
+        if used:
+            fresh_params, fresh_state = self._fresh_starts(used)
+            slots = (self._pool_refilled + torch.arange(used, device=self.device)).remainder(self._pool_size)
+            self._pool_params.put_(slots, fresh_params)
+            self._pool_state[:, slots] = fresh_state
+        self._pool_refilled = taken
         self._pool_reserved = 0
 
     def _advance_curriculum(self) -> None:

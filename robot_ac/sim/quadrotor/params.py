@@ -178,10 +178,10 @@ class QuadrotorBatchParams:
         """The parameter sets at ``index [N]`` (for drawing resets from a pre-sampled pool)."""
         return QuadrotorBatchParams(self.values[:, index], self.delay_steps[index])
 
-    def cat(self, other: QuadrotorBatchParams) -> QuadrotorBatchParams:
-        """These parameter sets followed by ``other``'s."""
-        return QuadrotorBatchParams(torch.cat([self.values, other.values], 1),
-                                    torch.cat([self.delay_steps, other.delay_steps]))
+    def put_(self, index: torch.Tensor, other: QuadrotorBatchParams) -> None:
+        """Overwrite the parameter sets at ``index [k]`` with ``other``'s ``k``, in place."""
+        self.values[:, index] = other.values
+        self.delay_steps[index] = other.delay_steps
 
     def ratio_columns(self) -> torch.Tensor:
         """The seven randomized parameters ``[7, N]``: mass, inertia x y z, kf, km, motor tau."""
