@@ -33,6 +33,9 @@ class TrainConfig:
     until_success: bool = False
     eval_episodes: int = bounded(1000, min=1)
     eval_every_seconds: float = bounded(10.0, min=0.0, doc="training time between success evaluations")
+    eval_every_env_steps: int = bounded(0, min=0, doc="also evaluate once this many environment steps have passed "
+                                        "since the last evaluation (0: time alone). Where steps come fast (a GPU), "
+                                        "a policy can pass its best between two timed evaluations")
     eval_in_background: bool = bounded(True, doc="with a learner process (ppo.async_update), run evaluations on a "
                                        "copy of the actor in the time the trainer waits for the learner")
     background_eval_every_seconds: float = bounded(0.0, min=0.0, doc="time between the starts of background "

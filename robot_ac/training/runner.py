@@ -252,6 +252,7 @@ class Trainer:
         background = self.adapter.has_idle_time and cfg.eval_in_background  # while waiting for the learner
         every = cfg.background_eval_every_seconds if background else cfg.eval_every_seconds
         next_eval = self.elapsed + every
+        next_eval_steps = self._next_eval_steps()
         next_checkpoint = self.elapsed + cfg.checkpoint_every_seconds
         eval_seconds = 0.0
         bundle = None
@@ -285,7 +286,8 @@ class Trainer:
                     t_eval = time.perf_counter()
                     self._record_eval(self.evaluate(), None)
                     eval_seconds += time.perf_counter() - t_eval
-                elif self.elapsed >= next_eval and self._background_eval is None and not passed:
+                elif (self.elapsed >= next_eval or self.env.total_env_steps >= next_eval_steps) \
+                        and self._background_eval is None and not passed:
                     if background:  # run in the time the trainer waits for the learner, on a copy of this actor
                         self._start_background_eval()
                     else:
@@ -293,6 +295,7 @@ class Trainer:
                         self._record_eval(self.evaluate(), None)
                         eval_seconds += time.perf_counter() - t_eval
                     next_eval = time.perf_counter() - start + every
+                    next_eval_steps = self._next_eval_steps()
                 self.elapsed = time.perf_counter() - start
                 bar.n = min(int(self.elapsed), int(cfg.max_seconds))
                 bar.set_postfix_str(self._postfix(sps))
@@ -333,6 +336,11 @@ class Trainer:
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
         return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir)
+
+    def _next_eval_steps(self) -> float:
+        """The environment step count at which the next evaluation is due (``eval_every_env_steps``), or never."""
+        every = self.cfg.eval_every_env_steps
+        return self.env.total_env_steps + every if every else math.inf
 
     def evaluate(self) -> EvalResult:
         """The success criterion on a fixed set of evaluation episodes (same seed every time)."""

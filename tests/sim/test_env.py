@@ -218,22 +218,27 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(gpu.state.cpu(), cpu.state, rtol=1e-5, atol=1e-5)
 
 
-def test_compiled_step_matches_eager_through_resets():
-    eager = QuadrotorEnv(num_envs=64, seed=2)
-    compiled = QuadrotorEnv(num_envs=64, seed=2, compile=True)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine: GPU path not run"))])
+def test_compiled_step_matches_eager_through_resets(device):
+    eager = QuadrotorEnv(num_envs=64, seed=2, device=device)
+    compiled = QuadrotorEnv(num_envs=64, seed=2, compile=True, device=device)
     eager.reset()
     compiled.reset()
     resets = 0
+    # Triton's fused kernels order float operations differently: on an H200, 1000 environments differed by up to
+    # 1.5e-4 in an observation over 60 steps (2026-11-27), against 1e-6 on this CPU.
+    tol = 1e-4 if device == "cpu" else 1e-3
     for t in range(40):  # random motor commands crash most drones within 40 steps: resets happen in the graph
-        a = _random_actions(64, t)
+        a = _random_actions(64, t).to(device)
         r1, r2 = eager.step(a), compiled.step(a)
         resets += int((r1.terminated | r1.truncated).sum())
         assert torch.equal(r1.terminated, r2.terminated)
-        torch.testing.assert_close(r2.reward, r1.reward, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(r2.reward, r1.reward, rtol=tol / 10, atol=tol / 10)
         for key in ("policy", "critic"):
-            torch.testing.assert_close(r2.observations[key], r1.observations[key], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(r2.observations[key], r1.observations[key], rtol=tol, atol=tol)
             torch.testing.assert_close(r2.info["final_observations"][key], r1.info["final_observations"][key],
-                                       rtol=1e-4, atol=1e-4)
+                                       rtol=tol, atol=tol)
     assert resets > 20
 
 

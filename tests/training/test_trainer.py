@@ -46,6 +46,18 @@ def test_ppo_smoke_training_makes_progress_and_exports_a_bundle(tmp_path):
     assert list((tmp_path / "tensorboard").iterdir())
 
 
+def test_evaluations_also_come_every_so_many_environment_steps(tmp_path):
+    # A time cadence that never comes due: every evaluation here is due to the step cadence (a GPU's case, where a
+    # timed cadence let the good policies pass between two evaluations).
+    cfg = _ppo(max_seconds=600.0, max_env_steps=60_000, eval_every_env_steps=16_384, eval_episodes=16)
+    trainer = Trainer(dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, async_update=False)), tmp_path,
+                      show_progress=False)
+    trainer.train()
+    evaluated_at = [r["env_steps"] for r in trainer.logger.rows if "eval/episodes" in r]
+    # 4096 steps per iteration; each evaluation sets the next one 16384 steps later.
+    assert evaluated_at == [16_384, 32_768, 49_152]
+
+
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_offpolicy_smoke_training_runs_updates(tmp_path, algo):
     cfg = load_train_config("quadrotor-hover", algo, **(FAST | {"max_seconds": 6.0}))
