@@ -20,10 +20,13 @@ import time
 from pathlib import Path
 
 
-def run_seed(algo: str, seed: int, max_seconds: float, out_root: Path, device: str) -> dict:
+def run_seed(algo: str, seed: int, max_seconds: float, out_root: Path, device: str, config: Path | None = None
+             ) -> dict:
     out = out_root / f"{algo}-s{seed}"
     cmd = [sys.executable, "-m", "robot_ac.cli", "train", "quadrotor-hover", "--algo", algo, "--seed", str(seed),
            "--until-success", "--max-seconds", str(max_seconds), "--out", str(out), "--quiet", "--device", device]
+    if config is not None:
+        cmd += ["--config", str(config)]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--config", type=Path, help="agent YAML instead of the algorithm's own (one algorithm only)")
     parser.add_argument("--out-root", type=Path, default=Path("runs/bench_train"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train_to_success.json")
     args = parser.parse_args()
@@ -53,7 +57,7 @@ def main() -> None:
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (5, 4, 3, 8, 11, 8, 8, 9, 9), strict=True)))
     for algo in args.algos:
         for seed in args.seeds:
-            r = run_seed(algo, seed, args.max_seconds, args.out_root, args.device)
+            r = run_seed(algo, seed, args.max_seconds, args.out_root, args.device, args.config)
             rows.append(r)
             settle = r["settle_error_median_m"]
             print(f"{algo:>5} {seed:>4} {'yes' if r['succeeded'] else 'no':>3} {r['wall_clock_s']:>8.1f} "
@@ -78,7 +82,8 @@ def main() -> None:
               f"over all seeds (a failed one counts as slowest) {summary[algo]['median_wall_clock_s_all_seeds']} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "train_to_success", "max_seconds": args.max_seconds,
-                                    "cpu_count": os.cpu_count(), "rows": rows, "summary": summary}, indent=2))
+                                    "cpu_count": os.cpu_count(), "config": str(args.config) if args.config else None,
+                                    "rows": rows, "summary": summary}, indent=2))
     print(f"wrote {args.out}")
 
 
