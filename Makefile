@@ -13,6 +13,12 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: setup system-packages demo test bench lint clean policy
 
+# The stamp only says the install ran once: a checkout moved to another Python (or a fresh environment under the
+# same checkout) has the stamp but not the package, so the stamp goes when the package cannot be found.
+ifneq ($(shell cd / && $(PYTHON) -c "import importlib.util as u; print(u.find_spec('robot_ac') is not None)" 2>/dev/null),True)
+$(shell rm -f $(STAMP))
+endif
+
 $(STAMP): pyproject.toml
 	# The pinned CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet "torch==2.13.0" || $(PIP) install --quiet "torch>=2.4"
