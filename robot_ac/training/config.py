@@ -40,6 +40,9 @@ class TrainConfig:
                                        "copy of the actor in the time the trainer waits for the learner")
     background_eval_every_seconds: float = bounded(0.0, min=0.0, doc="time between the starts of background "
                                                    "evaluations (0: back to back)")
+    eval_actor_average: float = bounded(0.0, min=0.0, max=0.999, doc="decay per training iteration of an "
+                                        "exponential moving average of the actor's weights; evaluations, the "
+                                        "success criterion and the export use that average (0: the current actor)")
     checkpoint_every_seconds: float = bounded(20.0, min=0.0)
     curriculum_every_steps: int = bounded(0, min=0, doc="0 keeps the task's value")
     threads: int = bounded(0, min=0, doc="torch threads; 0 uses all cores")

@@ -24,14 +24,15 @@ def load_policy(path: Path) -> PolicyAndTask:
 
 
 def actor_from_checkpoint(path: Path):
-    """Rebuild the actor a run shipped from its checkpoint (no environment needed beyond sizes): the last one, or
-    the best-evaluation one when the run exported that, so eval and re-export see the run's own bundle."""
+    """Rebuild the actor a run shipped from its checkpoint (no environment needed beyond sizes): the last one (its
+    weight average when the run kept one), or the best-evaluation one when the run exported that, so eval and
+    re-export see the run's own bundle."""
     from robot_ac.training.runner import Trainer, shipped_best_actor
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     trainer = Trainer(None, path.parent, resume=True, show_progress=False, read_only=True)
-    actor = trainer.adapter.actor.eval()
+    actor = trainer.evaluated_actor.eval()
     best = shipped_best_actor(path.parent)
     if best is not None:
         actor.load_state_dict(torch.load(best, weights_only=True))

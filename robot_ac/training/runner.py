@@ -29,6 +29,7 @@ from robot_ac.config import KeyedValueError, to_mapping
 from robot_ac.policy.bundle import export_bundle
 from robot_ac.sim.quadrotor.env import REWARD_TERMS, QuadrotorEnv
 from robot_ac.sim.task_config import TaskConfig, load_task
+from robot_ac.training.actor_average import ActorAverage
 from robot_ac.training.config import TrainConfig
 from robot_ac.training.evaluate import EvalResult, Evaluation, evaluate_policy
 from robot_ac.training.logger import RunLogger
@@ -234,6 +235,8 @@ class Trainer:
         self._background_actor: torch.nn.Module | None = None
         self._background_seconds = 0.0
         self._last_eval_of_copy = False
+        self._average = (ActorAverage(self.adapter.actor, cfg.eval_actor_average) if cfg.eval_actor_average > 0
+                         else None)
         if checkpoint is not None:
             self._restore(checkpoint)
         if not read_only:
@@ -271,6 +274,8 @@ class Trainer:
                     losses = self.adapter.iterate(self._advance_background_eval if background else None)
                 except FloatingPointError as err:
                     self._diverged(err)
+                if self._average is not None:
+                    self._average.update(self.adapter.actor)
                 self.elapsed = time.perf_counter() - start
                 sps = (self.env.total_env_steps - steps_before) / max(1e-9, time.perf_counter() - t0)
                 self.logger.log(self.env.total_env_steps, {
@@ -325,6 +330,9 @@ class Trainer:
             # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to.
             self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
             exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
+        elif self._average is not None:
+            self.adapter.actor.load_state_dict(self._average.state_dict())  # the actor the evaluations judged
+            exported = "average"
         bundle = self.export(self.out_dir / "policy.onnx")
         self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
         summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,
@@ -342,10 +350,16 @@ class Trainer:
         every = self.cfg.eval_every_env_steps
         return self.env.total_env_steps + every if every else math.inf
 
+    @property
+    def evaluated_actor(self) -> torch.nn.Module:
+        """The actor that evaluations judge and the bundle ships: the weight average, or the current actor."""
+        return self._average.model if self._average is not None else self.adapter.actor
+
     def evaluate(self) -> EvalResult:
         """The success criterion on a fixed set of evaluation episodes (same seed every time)."""
         with torch.no_grad():
-            return evaluate_policy(self.adapter.actor.act, episodes=self.cfg.eval_episodes, env=self._evaluation_env(),
+            return evaluate_policy(self.evaluated_actor.act, episodes=self.cfg.eval_episodes,
+                                   env=self._evaluation_env(),
                                    seed=10_000 + self.cfg.seed, stop_when_hopeless=True)
 
     def _evaluation_env(self) -> QuadrotorEnv:
@@ -361,7 +375,7 @@ class Trainer:
         return self._eval_env
 
     def _start_background_eval(self) -> None:
-        self._background_actor = copy.deepcopy(self.adapter.actor)
+        self._background_actor = copy.deepcopy(self.evaluated_actor)
         self._background_eval = Evaluation(self._background_actor.act, episodes=self.cfg.eval_episodes,
                                            env=self._evaluation_env(), seed=10_000 + self.cfg.seed,
                                            stop_when_hopeless=True)
@@ -391,7 +405,7 @@ class Trainer:
             "time/seconds": self.elapsed, **{f"eval/{k}": float(v) for k, v in result.to_dict().items()}})
         if result.success_rate > self.best_success:
             self.best_success = result.success_rate
-            actor = evaluated_copy if evaluated_copy is not None else self.adapter.actor
+            actor = evaluated_copy if evaluated_copy is not None else self.evaluated_actor
             torch.save(actor.state_dict(), self.out_dir / BEST_ACTOR)
 
     def export(self, path: Path) -> Path:
@@ -406,6 +420,7 @@ class Trainer:
             "env_steps": self.env.total_env_steps, "reward_weights": self.env.reward_weights.cpu(),
             "curriculum_level": self.env._curriculum_level, "best_success": self.best_success,
             "torch_rng": torch.get_rng_state(),
+            "actor_average": self._average.state_dict() if self._average is not None else None,
         }
         path = self.out_dir / CHECKPOINT
         tmp = path.with_suffix(".pt.tmp")
@@ -423,6 +438,9 @@ class Trainer:
         self.env._curriculum_level = checkpoint["curriculum_level"]
         self.best_success = checkpoint["best_success"]
         torch.set_rng_state(checkpoint["torch_rng"])
+        if self._average is not None:
+            saved = checkpoint.get("actor_average")
+            self._average.load_state_dict(saved if saved is not None else self.adapter.actor.state_dict())
 
     def _checkpoint_or_diverge(self) -> None:
         """A checkpoint waits for the learner's update in flight, which may be the one that diverged."""
