@@ -48,7 +48,9 @@ POLICY_DIR := policies/crazyflie_hover
 policy:
 	robot-ac export $(RUN) --onnx $(POLICY_DIR)/policy.onnx
 	-robot-ac eval $(POLICY_DIR)/policy.onnx --episodes 1000 --json $(POLICY_DIR)/eval.json
-	$(PYTHON) -m robot_ac.policy.model_card $(POLICY_DIR)/policy.onnx --eval $(POLICY_DIR)/eval.json --run $(RUN)
+	$(PYTHON) bench/parameter_sensitivity.py --policy $(POLICY_DIR)/policy.onnx --out $(POLICY_DIR)/parameter_sensitivity.json
+	$(PYTHON) -m robot_ac.policy.model_card $(POLICY_DIR)/policy.onnx --eval $(POLICY_DIR)/eval.json --run $(RUN) \
+	  --sensitivity $(POLICY_DIR)/parameter_sensitivity.json
 
 test: setup
 	$(PYTHON) -m pytest -q

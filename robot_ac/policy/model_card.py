@@ -1,6 +1,7 @@
 """Write the short model card that ships next to a policy bundle in ``policies/``.
 
-    python -m robot_ac.policy.model_card policies/crazyflie_hover/policy.onnx --eval EVAL.json --run RUN_DIR
+    python -m robot_ac.policy.model_card policies/crazyflie_hover/policy.onnx --eval EVAL.json --run RUN_DIR \
+        [--sensitivity SENSITIVITY.json]   # from bench/parameter_sensitivity.py
 """
 
 from __future__ import annotations
@@ -12,7 +13,28 @@ from pathlib import Path
 from robot_ac.policy.bundle import load_bundle
 
 
-def model_card(bundle_path: Path, eval_json: Path | None, run_dir: Path | None) -> str:
+def sensitivity_section(sensitivity_json: Path) -> list[str]:
+    """The card's table of single robots (``bench/parameter_sensitivity.py``): the robot that flies is one point of
+    the randomization ranges, and the criterion's population average can hide a weak corner."""
+    rows = json.loads(sensitivity_json.read_text())["rows"]
+    by_name = {r["robot"]: r for r in rows}
+    lines = ["", "## Single robots (criterion start states, noise on, randomization off)", ""]
+    if "nominal" in by_name and "randomized (the criterion)" in by_name:
+        nominal, population = by_name["nominal"], by_name["randomized (the criterion)"]
+        lines += [f"The nominal robot of the robot file scores {nominal['success']:.1%} success "
+                  f"({nominal['survival']:.1%} survival) against {population['success']:.1%} over the randomized "
+                  f"population. Rows pin one parameter at an end of its range, the others nominal.", ""]
+    lines += ["| robot | value | survival | success |", "|---|---|---|---|"]
+    for r in rows:
+        value = r["value"] if isinstance(r["value"], str) else (
+            ", ".join(f"{k} {v:.4g}" for k, v in r["value"].items()) if isinstance(r["value"], dict)
+            else f"{r['value']:.4g}")
+        lines.append(f"| {r['robot']} | {value} | {r['survival']:.1%} | {r['success']:.1%} |")
+    return lines
+
+
+def model_card(bundle_path: Path, eval_json: Path | None, run_dir: Path | None,
+               sensitivity_json: Path | None = None) -> str:
     bundle = load_bundle(bundle_path)
     c = bundle.contract
     lines = [
@@ -48,6 +70,8 @@ def model_card(bundle_path: Path, eval_json: Path | None, run_dir: Path | None) 
         lines += ["", "## Evaluation (success criterion: 1000 episodes, 5 s, randomized, noisy)", "",
                   "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in e.items()]
+    if sensitivity_json is not None:
+        lines += sensitivity_section(sensitivity_json)
     lines += ["", "## Limits", "",
               "- Trained in robot_ac's batched simulator with the domain randomization of `sim/robots/crazyflie.yaml`; "
               "check it with `robot-ac sim2sim` and HIL before flight, and fly it first in a net.",
@@ -60,9 +84,10 @@ def main() -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--eval", type=Path, default=None)
     parser.add_argument("--run", type=Path, default=None)
+    parser.add_argument("--sensitivity", type=Path, default=None, help="JSON of bench/parameter_sensitivity.py")
     args = parser.parse_args()
     out = args.bundle.parent / "MODEL_CARD.md"
-    out.write_text(model_card(args.bundle, args.eval, args.run))
+    out.write_text(model_card(args.bundle, args.eval, args.run, args.sensitivity))
     print(f"wrote {out}")
 
 

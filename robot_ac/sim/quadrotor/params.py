@@ -71,6 +71,19 @@ class QuadrotorParams:
         """Normalized motor command in [-1, 1] that holds the nominal robot at hover."""
         return 2.0 * (self.hover_rpm() - self.rpm_min) / (self.rpm_max - self.rpm_min) - 1.0
 
+    def pinned_randomization(self, **values: float) -> QuadrotorRandomization:
+        """Ranges that fix every randomized parameter at its nominal value (no actuation delay, no disturbance), or
+        at ``values[name]``: one robot out of the population. Sampled like the population's ranges, so episodes
+        start from the same states as the randomized task's with the same seed."""
+        point = {"mass": self.mass, "inertia_xy": self.inertia[0], "inertia_z": self.inertia[2],
+                 "thrust_coefficient": self.thrust_coefficient, "yaw_torque_coefficient": self.yaw_torque_coefficient,
+                 "motor_time_constant": self.motor_time_constant, "actuation_delay_steps": 0.0}
+        unknown = sorted(set(values) - set(point))
+        if unknown:
+            raise KeyedValueError(unknown[0], f"not a randomized parameter; these are {sorted(point)}")
+        point.update(values)
+        return QuadrotorRandomization(**{name: Range(v, v) for name, v in point.items()})
+
 
 def load_quadrotor(robot: str | Path) -> QuadrotorParams:
     """Load ``sim/robots/<robot>.yaml`` (or an explicit path)."""
