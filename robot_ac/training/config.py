@@ -50,6 +50,9 @@ class TrainConfig:
                                 "learners' compile_update and PPO's share_minibatches are off too (eager throughout)")
     replay_failed_starts: float = bounded(0.0, min=0.0, max=0.9, doc="fraction of new training episodes that "
                                           "restart from the start of an episode that terminated (0 = off)")
+    train_nominal_fraction: float = bounded(0.0, min=0.0, max=1.0, doc="fraction of training episodes on the "
+                                            "nominal robot's physical parameters (delay and disturbance still "
+                                            "drawn); evaluation and the criterion keep the randomized population")
     ppo: PPOConfig = PPOConfig()
     offpolicy: OffPolicyConfig = OffPolicyConfig()
 

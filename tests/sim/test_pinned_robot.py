@@ -42,3 +42,30 @@ def test_one_parameter_pinned_elsewhere_and_an_unknown_name_refused():
     with pytest.raises(KeyedValueError, match="not a randomized parameter.*motor_time_constant") as err:
         robot.pinned_randomization(motor_lag=0.1)
     assert err.value.key == "motor_lag"
+
+
+def test_training_can_put_a_fraction_of_episodes_on_the_nominal_robot():
+    """``nominal_fraction`` (training only) gives that share of episodes the nominal robot's own parameters, with
+    delay and disturbance still drawn; without it the draws are unchanged."""
+    robot = load_quadrotor("crazyflie")
+    n = 4000
+
+    def drawn(**kwargs):
+        env = QuadrotorEnv(num_envs=n, seed=5, curriculum=False, **kwargs)
+        env.reset()
+        return env.params
+
+    always = drawn(nominal_fraction=1.0)
+    assert torch.all(always.mass == torch.tensor(robot.mass)) and torch.all(
+        always.motor_time_constant == torch.tensor(robot.motor_time_constant))
+    assert torch.all(always.inertia == torch.tensor(robot.inertia))
+    assert always.delay_steps.float().mean().item() == pytest.approx(0.5, abs=0.05)  # still drawn from [0, 1]
+    assert always.disturbance_force.std().item() > 0
+    some = drawn(nominal_fraction=0.3)
+    on_nominal = (some.mass == torch.tensor(robot.mass)) & (some.motor_time_constant == torch.tensor(
+        robot.motor_time_constant))
+    assert on_nominal.float().mean().item() == pytest.approx(0.3, abs=0.03)
+    default = drawn()
+    assert (default.mass == torch.tensor(robot.mass)).float().mean() < 0.01
+    reference = drawn(nominal_fraction=0.0)
+    assert torch.equal(default.values, reference.values)

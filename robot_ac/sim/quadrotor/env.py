@@ -51,7 +51,7 @@ class QuadrotorEnv(VecEnv):
                  robot: QuadrotorParams | str | Path | None = None,
                  domain_randomization: bool | None = None, observation_noise: bool | None = None,
                  curriculum: bool = True, curriculum_every_steps: int | None = None,
-                 compile: bool = False, replay_failed_starts: float = 0.0) -> None:
+                 compile: bool = False, replay_failed_starts: float = 0.0, nominal_fraction: float = 0.0) -> None:
         self.task = task if isinstance(task, TaskConfig) else load_task(task)
         self.robot = robot if isinstance(robot, QuadrotorParams) else load_quadrotor(robot or self.task.robot)
         self.num_envs = int(num_envs)
@@ -63,6 +63,7 @@ class QuadrotorEnv(VecEnv):
                               "domain randomization is on but the robot file has no randomization section")
         self.observation_noise = self.task.observation_noise if observation_noise is None else observation_noise
         self.curriculum = curriculum
+        self.nominal_fraction = float(nominal_fraction)  # training only: episodes on the nominal robot's parameters
         self.curriculum_every_steps = curriculum_every_steps or self.task.reward.curriculum_every_steps
         self.dt = self.task.dt
         self.episode_steps = self.task.episode_steps
@@ -268,7 +269,7 @@ class QuadrotorEnv(VecEnv):
     def _sample_starts(self, n: int) -> tuple[QuadrotorBatchParams, torch.Tensor]:
         """``n`` episode starts: parameters (randomized per the robot file) and start states ``[17, n]``."""
         g, dev, start = self.generator, self.device, self.task.start
-        params = QuadrotorBatchParams.sample(self.robot, n, g, self.domain_randomization)
+        params = QuadrotorBatchParams.sample(self.robot, n, g, self.domain_randomization, self.nominal_fraction)
 
         def uniform(scale: float, shape: tuple[int, ...]) -> torch.Tensor:
             return scale * (2.0 * torch.rand((n, *shape), generator=g, device=dev) - 1.0)

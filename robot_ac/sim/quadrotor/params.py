@@ -97,6 +97,7 @@ PARAMETER_ROWS: dict[str, int | slice] = {
     "motor_time_constant": 6, "linear_drag": 7, "disturbance_force": slice(8, 11), "disturbance_torque": slice(11, 14),
 }
 NUM_PARAMETER_ROWS = 14
+BODY_PARAMETER_ROWS = slice(0, 7)  # mass to motor time constant: the robot itself, not its surroundings
 
 
 def _parameter_view(name: str) -> property:
@@ -147,11 +148,21 @@ class QuadrotorBatchParams:
 
     @staticmethod
     def sample(params: QuadrotorParams, num_envs: int, generator: torch.Generator,
-               randomize: bool) -> QuadrotorBatchParams:
-        """``num_envs`` parameter sets: drawn from the robot's ranges, or all nominal when not ``randomize``."""
+               randomize: bool, nominal_fraction: float = 0.0) -> QuadrotorBatchParams:
+        """``num_envs`` parameter sets: drawn from the robot's ranges, or all nominal when not ``randomize``.
+
+        ``nominal_fraction`` of the drawn sets (each independently) get the nominal robot's own parameters, mass to
+        motor time constant; their delay and disturbance stay drawn. Training uses it: the nominal robot sits at a
+        corner of the ranges that uniform draws rarely reach (bench/parameter_sensitivity.py).
+        """
         batch = QuadrotorBatchParams.nominal(params, num_envs, generator.device)
         if randomize and params.randomization is not None:
             batch.resample(torch.arange(num_envs, device=generator.device), params.randomization, generator)
+            if nominal_fraction > 0.0:
+                nominal = QuadrotorBatchParams.nominal(params, num_envs, generator.device)
+                pick = torch.rand(num_envs, generator=generator, device=generator.device) < nominal_fraction
+                rows = batch.values[BODY_PARAMETER_ROWS]
+                rows.copy_(torch.where(pick, nominal.values[BODY_PARAMETER_ROWS], rows))
         return batch
 
     def resample(self, env_ids: torch.Tensor, rand: QuadrotorRandomization, generator: torch.Generator) -> None:
