@@ -157,12 +157,12 @@ class QuadrotorBatchParams:
         """
         batch = QuadrotorBatchParams.nominal(params, num_envs, generator.device)
         if randomize and params.randomization is not None:
+            body = batch.values[BODY_PARAMETER_ROWS]
+            nominal_body = body.clone() if nominal_fraction > 0.0 else None
             batch.resample(torch.arange(num_envs, device=generator.device), params.randomization, generator)
-            if nominal_fraction > 0.0:
-                nominal = QuadrotorBatchParams.nominal(params, num_envs, generator.device)
+            if nominal_body is not None:
                 pick = torch.rand(num_envs, generator=generator, device=generator.device) < nominal_fraction
-                rows = batch.values[BODY_PARAMETER_ROWS]
-                rows.copy_(torch.where(pick, nominal.values[BODY_PARAMETER_ROWS], rows))
+                body.copy_(torch.where(pick, nominal_body, body))
         return batch
 
     def resample(self, env_ids: torch.Tensor, rand: QuadrotorRandomization, generator: torch.Generator) -> None:
