@@ -80,4 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if result.last_eval:
         print(f"  {result.last_eval.summary()}")
     print(f"  run folder {result.out_dir}; policy bundle {result.bundle}")
+    if result.exported_actor != "last":
+        print(f"  shipped actor: {result.exported_actor}, not the last iterate")
     return 0 if result.succeeded or not trainer.cfg.until_success else 1

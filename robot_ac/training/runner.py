@@ -60,6 +60,14 @@ def shipped_best_actor(run_dir: Path) -> Path | None:
         return None
     return best if str(json.loads(summary.read_text()).get("exported_actor", "")).startswith(BEST_EXPORT) else None
 
+def _score_or_floor(result: EvalResult | None) -> float:
+    """An evaluation's success rate for comparisons; -1 (below any score) for none, or one that stopped early and
+    has no rate (NaN, which every comparison would call not-worse)."""
+    if result is None or math.isnan(result.success_rate):
+        return -1.0
+    return result.success_rate
+
+
 @dataclass
 class TrainResult:
     succeeded: bool
@@ -68,6 +76,7 @@ class TrainResult:
     last_eval: EvalResult | None
     bundle: Path | None
     out_dir: Path
+    exported_actor: str = "last"  # or the weight average, or the best evaluation's actor (see ``_train``)
 
 
 class _EpisodeStats:
@@ -327,8 +336,9 @@ class Trainer:
             # The actor that passed is the copy a background evaluation ran, saved then as the best so far.
             self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
             exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
-        elif not succeeded and self.last_eval and self.best_success > self.last_eval.success_rate:
-            # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to.
+        elif not succeeded and self.best_success > _score_or_floor(self.last_eval):
+            # The budget ran out: ship the actor of the best evaluation, not wherever training drifted to (also
+            # when the last evaluation stopped early and has no success rate: that actor was the worst yet).
             self.adapter.actor.load_state_dict(torch.load(self.out_dir / BEST_ACTOR, weights_only=True))
             exported = f"{BEST_EXPORT} (success {self.best_success:.1%})"
         elif self._average is not None:
@@ -344,7 +354,8 @@ class Trainer:
                    "best_success_rate": self.best_success}
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
-        return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir)
+        return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir,
+                           exported)
 
     def _next_eval_steps(self) -> float:
         """The environment step count at which the next evaluation is due (``eval_every_env_steps``), or never."""

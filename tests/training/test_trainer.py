@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -223,6 +224,42 @@ def test_background_evaluation_runs_while_waiting_for_the_learner_and_ships_the_
     assert not torch.equal(newest, shipped["net.0.weight"]), "training did not move on past the evaluated copy"
     evals = [r for r in trainer.logger.rows if "eval/success_rate" in r]
     assert len(evals) == 3
+
+
+def test_a_run_whose_last_evaluation_stopped_early_ships_its_best_actor(tmp_path, monkeypatch):
+    """A budget that runs out after the policy collapsed: the last evaluation stops early with no success rate
+    (NaN). The bundle must be the best evaluation's actor, not the collapsed last one (a NaN rate once compared as
+    not worse than the best, and the last actor shipped)."""
+    from robot_ac.training import runner
+
+    class BestFirstThenHopeless(runner.Evaluation):
+        started = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            BestFirstThenHopeless.started += 1
+            self.first = BestFirstThenHopeless.started == 1  # later ones stop early: a young policy is hopeless
+            if self.first:  # a short one that is scored (and made the best yet below)
+                self.stop_when_hopeless, self.steps = False, 20
+
+        def _score(self):
+            result = super()._score()
+            if self.first:
+                return dataclasses.replace(result, succeeded=False, success_rate=0.9)
+            return dataclasses.replace(result, succeeded=False, success_rate=math.nan, survival_rate=math.nan)
+
+    monkeypatch.setattr(runner, "Evaluation", BestFirstThenHopeless)
+    cfg = _ppo(max_seconds=600.0, max_env_steps=60_000, eval_every_seconds=0.0, eval_episodes=32,
+               until_success=False, checkpoint_every_seconds=1000.0)
+    trainer = Trainer(cfg, tmp_path, show_progress=False)
+    trainer.train()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert BestFirstThenHopeless.started >= 2 and math.isnan(summary["last_eval"]["success_rate"])
+    assert summary["best_success_rate"] == pytest.approx(0.9)
+    assert summary["exported_actor"].startswith(runner.BEST_EXPORT)
+    best = torch.load(tmp_path / runner.BEST_ACTOR, weights_only=True)
+    for key, value in best.items():
+        assert torch.equal(trainer.adapter.actor.state_dict()[key], value), key
 
 
 def test_a_compiled_training_evaluates_in_its_own_compiled_step(tmp_path):
