@@ -28,7 +28,10 @@ class RunningNormalizer(nn.Module):
         x = x.reshape(-1, x.shape[-1])
         batch_count = x.shape[0]
         batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
+        # Two passes (mean, then the mean squared deviation from it), not ``x.var(0)``: torch's CPU variance over
+        # the batch dimension runs a scalar Welford loop, 1.07 ms for [1024, 149] here against 0.12 ms, and every
+        # rollout step updates both groups' statistics (PPO.act: 4.2 ms a step, 2.7 of them in these updates).
+        batch_var = (x - batch_mean).square().mean(0)
         total = self.count + batch_count
         delta = batch_mean - self.mean
         new_mean = self.mean + delta * (batch_count / total).float()
