@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from bench_timing import block_means_ms  # noqa: E402  (beside this script)
 
 from robot_ac.algos.offpolicy import OffPolicy  # noqa: E402
 from robot_ac.sim.quadrotor.env import REWARD_TERMS, QuadrotorEnv  # noqa: E402
@@ -46,14 +47,7 @@ def filled_learner(variant: str, compiled: bool, env: QuadrotorEnv, transitions:
 
 
 def median_ms(update, block: int, repeats: int) -> float:
-    update()  # compiles (compiled mode) or warms the allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(block):
-            update()
-        times.append((time.perf_counter() - start) / block * 1e3)
-    return statistics.median(times)
+    return statistics.median(block_means_ms(update, block, repeats))
 
 
 def main() -> None:

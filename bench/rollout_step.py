@@ -14,13 +14,13 @@ import argparse
 import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from bench_timing import block_means_ms  # noqa: E402  (beside this script)
 
 from robot_ac.algos.ppo import PPO  # noqa: E402
 from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
@@ -29,14 +29,7 @@ from robot_ac.training.config import load_train_config  # noqa: E402
 
 def median_ms(fn: Callable[[], object], calls: int, repeats: int) -> tuple[float, float, float]:
     """(median, min, max) over ``repeats`` of the mean milliseconds per call of a block of ``calls``."""
-    for _ in range(max(3, calls // 10)):
-        fn()
-    means = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        means.append((time.perf_counter() - t0) / calls * 1e3)
+    means = block_means_ms(fn, calls, repeats, warmup=max(3, calls // 10))
     return statistics.median(means), min(means), max(means)
 
 

@@ -60,6 +60,7 @@ def shipped_best_actor(run_dir: Path) -> Path | None:
         return None
     return best if str(json.loads(summary.read_text()).get("exported_actor", "")).startswith(BEST_EXPORT) else None
 
+
 def _score_or_floor(result: EvalResult | None) -> float:
     """An evaluation's success rate for comparisons; -1 (below any score) for none, or one that stopped early and
     has no rate (NaN, which every comparison would call not-worse)."""
