@@ -47,6 +47,23 @@ class TrainingDiverged(RuntimeError):
 # criterion: early in training they stop at 0.3-1.1 s, and the one before the first full evaluation at ~2 s
 # (runs/bench13w/ppo-s0).
 CLOSE_EVAL_STOPPED_AT_S = 1.5
+# Control steps per background-evaluation slice: far from the criterion, one (the trainer's time goes to the learner's
+# minibatches in between); close to it, more (the sooner an evaluation ends, the sooner a run that passes stops).
+FAR_EVAL_SLICE_STEPS = 1
+CLOSE_EVAL_SLICE_STEPS = 8
+
+
+def evaluation_slice_steps(last: EvalResult | None, evaluation: Evaluation) -> int:
+    """How many control steps the next slice of a background ``evaluation`` runs.
+
+    Close means the last evaluation lasted ``CLOSE_EVAL_STOPPED_AT_S`` or more, or this one has. The first full
+    evaluation of a run follows one that stopped at 1.0-1.4 s: at one step a slice it took 6.5-8.7 s (seeds 0-2),
+    with this rule 2.5-4.9 s, like the 2.0-3.3 s of those after it (bench/results/eval_slices.json).
+    """
+    lasted = evaluation.t / evaluation.env.task.control_rate_hz
+    close = (lasted >= CLOSE_EVAL_STOPPED_AT_S
+             or (last is not None and (last.stopped_at_s is None or last.stopped_at_s >= CLOSE_EVAL_STOPPED_AT_S)))
+    return CLOSE_EVAL_SLICE_STEPS if close else FAR_EVAL_SLICE_STEPS
 
 # A compiled training evaluation runs as many environments as training (up to this factor more than it scores), so
 # that it shares training's compiled step instead of compiling its own.
@@ -394,18 +411,11 @@ class Trainer:
                                            stop_when_hopeless=True)
 
     def _advance_background_eval(self) -> bool:
-        """A slice of the background evaluation; False when there is none to run.
-
-        Far from the criterion (the last evaluation stopped early, most episodes lost) a slice is one control step,
-        and the trainer's time goes to the learner's minibatches in between. Close to it, a slice is 8 steps: the
-        sooner an evaluation ends, the sooner a run that meets the criterion stops.
-        """
+        """A slice of the background evaluation (``evaluation_slice_steps``); False when there is none to run."""
         if self._background_eval is None or self._background_eval.result is not None:
             return False
-        last = self.last_eval
-        close = last is not None and (last.stopped_at_s is None or last.stopped_at_s >= CLOSE_EVAL_STOPPED_AT_S)
         t0 = time.perf_counter()
-        self._background_eval.advance(8 if close else 1)
+        self._background_eval.advance(evaluation_slice_steps(self.last_eval, self._background_eval))
         self._background_seconds += time.perf_counter() - t0
         return self._background_eval.result is None
 

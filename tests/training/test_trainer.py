@@ -18,7 +18,15 @@ import torch
 from robot_ac.config import ConfigError, KeyedValueError
 from robot_ac.policy import load_bundle
 from robot_ac.training.config import load_train_config
-from robot_ac.training.runner import Trainer, TrainingDiverged
+from robot_ac.training.evaluate import EvalResult, Evaluation
+from robot_ac.training.runner import (
+    CLOSE_EVAL_SLICE_STEPS,
+    CLOSE_EVAL_STOPPED_AT_S,
+    FAR_EVAL_SLICE_STEPS,
+    Trainer,
+    TrainingDiverged,
+    evaluation_slice_steps,
+)
 
 # Eager: the agent file compiles the simulator, which on a fresh machine (CI) takes about a minute per batch size.
 FAST = dict(max_seconds=12.0, eval_every_seconds=1000.0, eval_episodes=64, checkpoint_every_seconds=2.0,
@@ -192,7 +200,6 @@ def test_background_evaluation_runs_while_waiting_for_the_learner_and_ships_the_
     """With a learner process, evaluations run on a copy of the actor in the time the trainer would wait; when one
     passes, the bundle is that copy, not the actor training has moved on to since."""
     from robot_ac.training import runner
-    from robot_ac.training.evaluate import EvalResult
 
     class PassingAfterTwo(runner.Evaluation):  # the third background evaluation "meets the criterion"
         started = 0
@@ -276,3 +283,25 @@ def test_a_compiled_training_evaluates_in_its_own_compiled_step(tmp_path):
     assert small._evaluation_env().num_envs == 64  # 256 would quadruple every evaluation step
     eager = Trainer(_ppo(eval_episodes=250), tmp_path / "run3", show_progress=False, read_only=True)
     assert eager._evaluation_env().num_envs == 250
+
+
+def test_a_background_evaluation_runs_longer_slices_once_it_has_lasted_as_long_as_a_close_one():
+
+    def hover(obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(obs.shape[0], 4)
+
+    def stopped_at(seconds: float | None) -> EvalResult:
+        nan = math.nan
+        return EvalResult(20, nan, nan, nan, nan, nan, nan, nan, nan, False, stopped_at_s=seconds)
+
+    evaluation = Evaluation(hover, episodes=20, seed=1)
+    far = stopped_at(CLOSE_EVAL_STOPPED_AT_S - 0.5)
+    assert evaluation_slice_steps(None, evaluation) == FAR_EVAL_SLICE_STEPS
+    assert evaluation_slice_steps(far, evaluation) == FAR_EVAL_SLICE_STEPS
+    assert evaluation_slice_steps(stopped_at(None), evaluation) == CLOSE_EVAL_SLICE_STEPS  # the last one was full
+    steps_to_close = round(CLOSE_EVAL_STOPPED_AT_S * evaluation.env.task.control_rate_hz)
+    evaluation.advance(steps_to_close - 1)
+    assert evaluation_slice_steps(far, evaluation) == FAR_EVAL_SLICE_STEPS
+    evaluation.advance(1)
+    assert evaluation_slice_steps(far, evaluation) == CLOSE_EVAL_SLICE_STEPS
+    assert CLOSE_EVAL_SLICE_STEPS > FAR_EVAL_SLICE_STEPS
