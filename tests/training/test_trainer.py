@@ -69,9 +69,11 @@ def test_evaluations_also_come_every_so_many_environment_steps(tmp_path):
 
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_offpolicy_smoke_training_runs_updates(tmp_path, algo):
-    cfg = load_train_config("quadrotor-hover", algo, **(FAST | {"max_seconds": 6.0}))
+    # A small batch of environments and updates: this checks the plumbing, not the agent file's sizes.
+    cfg = load_train_config("quadrotor-hover", algo, num_envs=64, **(FAST | {"max_seconds": 6.0}))
     cfg = dataclasses.replace(cfg, offpolicy=dataclasses.replace(
-        cfg.offpolicy, warmup_critic_steps=2000, warmup_actor_steps=3000, buffer_size=50_000))
+        cfg.offpolicy, warmup_critic_steps=2000, warmup_actor_steps=3000, buffer_size=50_000, batch_size=256,
+        critic_updates_per_env_step=0.1))
     trainer = Trainer(cfg, tmp_path, show_progress=False)
     result = trainer.train()
     assert trainer.adapter.algo.critic_updates > 50
