@@ -26,9 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
 from robot_ac.training.config import TrainConfig, load_train_config  # noqa: E402
-from robot_ac.training.evaluate import evaluate_policy  # noqa: E402
 from robot_ac.training.runner import Trainer  # noqa: E402
 
 SNAPSHOTS = "snapshots"
@@ -46,7 +44,7 @@ def train_with_snapshots(cfg: TrainConfig, out: Path, from_steps: int, every: in
         stats = iterate(idle)
         steps = trainer.env.total_env_steps
         if steps >= from_steps and count % every == 0:
-            torch.save(trainer.adapter.actor.state_dict(), folder / f"{steps:09d}.pt")
+            torch.save(trainer.evaluated_actor.state_dict(), folder / f"{steps:09d}.pt")
         count += 1
         return stats
 
@@ -56,18 +54,13 @@ def train_with_snapshots(cfg: TrainConfig, out: Path, from_steps: int, every: in
 
 
 def score_snapshots(cfg: TrainConfig, out: Path, first_only: bool) -> list[dict]:
-    """The criterion for every saved actor, in step order (the trainer's evaluation: same seed, same episodes)."""
+    """The criterion for every saved actor, in step order, through the trainer's own ``evaluate``."""
     reader = Trainer(cfg, out / "scoring", show_progress=False, read_only=True)
     reader.adapter.close()
-    actor = reader.adapter.actor
-    env = QuadrotorEnv(cfg.task, num_envs=cfg.num_envs, seed=10_000 + cfg.seed, curriculum=False,
-                       robot=cfg.robot or None, compile=cfg.compile_env)
     rows = []
     for path in tqdm(sorted((out / SNAPSHOTS).glob("*.pt")), desc=f"seed {cfg.seed}: scoring", unit="actor"):
-        actor.load_state_dict(torch.load(path, weights_only=True))
-        with torch.no_grad():
-            result = evaluate_policy(actor.act, episodes=cfg.eval_episodes, env=env, seed=10_000 + cfg.seed,
-                                     stop_when_hopeless=True)
+        reader.evaluated_actor.load_state_dict(torch.load(path, weights_only=True))
+        result = reader.evaluate()
         rows.append({"env_steps": int(path.stem), **result.to_dict()})
         if first_only and result.succeeded:
             break

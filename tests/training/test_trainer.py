@@ -288,7 +288,6 @@ def test_a_compiled_training_evaluates_in_its_own_compiled_step(tmp_path):
 
 
 def test_a_background_evaluation_runs_longer_slices_once_it_has_lasted_as_long_as_a_close_one():
-
     def hover(obs: torch.Tensor) -> torch.Tensor:
         return torch.zeros(obs.shape[0], 4)
 
