@@ -24,11 +24,6 @@ class TrainConfig:
     train_start: dict = bounded(default_factory=dict, doc="start-state ranges of the training environment only, "
                                 "over the task's `start` (e.g. {attitude_deg: 110}); evaluation and the criterion "
                                 "keep the task's")
-    train_start_ramp_steps: int = bounded(0, min=0, doc="environment steps over which the training start ranges "
-                                          "(position, attitude, velocities) widen from `train_start_ramp_from` of "
-                                          "theirs to all of them (0: no ramp)")
-    train_start_ramp_from: float = bounded(0.25, min=0.0, max=1.0, doc="fraction of the start ranges a ramp "
-                                           "begins with")
     robot: str = bounded("", doc="robot file (sim/robots/<name>.yaml or a path); empty uses the task's robot")
     algo: str = "ppo"
     seed: int = 0

@@ -246,8 +246,7 @@ class Trainer:
         self.env = QuadrotorEnv(_training_task(cfg), num_envs=cfg.num_envs, device=self.device, seed=cfg.seed,
                                 robot=cfg.robot or None, curriculum_every_steps=cfg.curriculum_every_steps or None,
                                 compile=cfg.compile_env, replay_failed_starts=cfg.replay_failed_starts,
-                                nominal_fraction=cfg.train_nominal_fraction,
-                                start_ramp_steps=cfg.train_start_ramp_steps, start_ramp_from=cfg.train_start_ramp_from)
+                                nominal_fraction=cfg.train_nominal_fraction)
         if cfg.train_task and (QuadrotorEnv(cfg.task, robot=cfg.robot or None).contract.to_dict()
                                != self.env.contract.to_dict()):
             raise KeyedValueError("train_task", f"{cfg.train_task} declares a different observation contract from "

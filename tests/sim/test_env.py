@@ -272,35 +272,6 @@ def test_start_pool_refills_deterministically_and_stays_in_range():
     assert len({tuple(row.tolist()) for row in torch.cat(taken)}) == 4 * 101
 
 
-def test_a_start_ramp_widens_the_start_ranges_and_the_next_episodes_start_wider():
-    def tilts_and_speeds(starts: torch.Tensor) -> tuple[float, float]:
-        tilt = 2 * torch.acos(starts[:, 3].abs().clamp(max=1.0))
-        return float(tilt.max()), float(starts[:, dynamics.VEL].abs().max())
-
-    n = 256
-    env = QuadrotorEnv(num_envs=n, seed=3, start_ramp_steps=100 * n, start_ramp_from=0.25)
-    env.reset()
-    narrow = [env.state.clone()]
-    for _ in range(3):  # every environment ends every step and takes a new start
-        env.step(torch.full((n, 4), float("nan")))
-        narrow.append(env.state.clone())
-    tilt, speed = tilts_and_speeds(torch.cat(narrow))
-    assert tilt <= 0.25 * torch.pi / 2 + 1e-4 and speed <= 0.25 + 1e-6
-    assert env.start_scale == 0.25  # 3 of the ramp's 100 steps: below its first level (5)
-    env.set_total_env_steps(50 * n)  # half-way (as on resuming): the starts not yet taken are redrawn wider
-    assert env.start_scale == pytest.approx(0.625)
-    env.set_total_env_steps(100 * n)
-    assert env.start_scale == 1.0
-    wide = []
-    for _ in range(3):
-        env.step(torch.full((n, 4), float("nan")))
-        wide.append(env.state.clone())
-    tilt, speed = tilts_and_speeds(torch.cat(wide))
-    assert torch.pi / 2 * 0.9 < tilt <= torch.pi / 2 + 1e-4 and 0.9 < speed <= 1.0
-    # the evaluation environment (no ramp) keeps the task's ranges from the start
-    assert QuadrotorEnv(num_envs=n, seed=3).start_scale == 1.0
-
-
 def test_position_integral_field_integrates_clamps_and_resets():
     from robot_ac.sim.quadrotor.env import INTEGRAL_LIMIT_M_S
 

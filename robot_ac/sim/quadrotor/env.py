@@ -26,7 +26,6 @@ from robot_ac.sim.vec_env import StepResult, VecEnv
 INTEGRAL_LIMIT_M_S = 0.5  # anti-windup clamp of position_error_integral, per axis
 ROW_FIELDS = frozenset({"action_history", "previous_action"})  # observation fields computed as [N, size]
 START_POOL_FACTOR = 16  # pre-sampled episode starts per environment; the pool is topped up when it could run dry
-START_RAMP_LEVELS = 20  # a start ramp widens the start ranges in this many equal steps (each redraws the pool)
 
 REWARD_TERMS = ("position", "orientation", "velocity", "action", "action_rate", "action_magnitude", "position_distance")
 
@@ -52,8 +51,7 @@ class QuadrotorEnv(VecEnv):
                  robot: QuadrotorParams | str | Path | None = None,
                  domain_randomization: bool | None = None, observation_noise: bool | None = None,
                  curriculum: bool = True, curriculum_every_steps: int | None = None,
-                 compile: bool = False, replay_failed_starts: float = 0.0, nominal_fraction: float = 0.0,
-                 start_ramp_steps: int = 0, start_ramp_from: float = 1.0) -> None:
+                 compile: bool = False, replay_failed_starts: float = 0.0, nominal_fraction: float = 0.0) -> None:
         self.task = task if isinstance(task, TaskConfig) else load_task(task)
         self.robot = robot if isinstance(robot, QuadrotorParams) else load_quadrotor(robot or self.task.robot)
         self.num_envs = int(num_envs)
@@ -67,11 +65,6 @@ class QuadrotorEnv(VecEnv):
         self.curriculum = curriculum
         self.nominal_fraction = float(nominal_fraction)  # training only: episodes on the nominal robot's parameters
         self.curriculum_every_steps = curriculum_every_steps or self.task.reward.curriculum_every_steps
-        # Training only: the start ranges (position, attitude, velocities) scaled from ``start_ramp_from`` up to the
-        # task's over the first ``start_ramp_steps`` environment steps.
-        self.start_ramp_steps, self.start_ramp_from = int(start_ramp_steps), float(start_ramp_from)
-        self._start_ramp_level = 0
-        self.start_scale = self.start_ramp_from if self.start_ramp_steps > 0 else 1.0
         self.dt = self.task.dt
         self.episode_steps = self.task.episode_steps
         self.history_length = self.task.action_history
@@ -276,10 +269,6 @@ class QuadrotorEnv(VecEnv):
     def _sample_starts(self, n: int) -> tuple[QuadrotorBatchParams, torch.Tensor]:
         """``n`` episode starts: parameters (randomized per the robot file) and start states ``[17, n]``."""
         g, dev, start = self.generator, self.device, self.task.start
-        if self.start_scale != 1.0:
-            k = self.start_scale
-            start = replace(start, position=k * start.position, attitude_deg=k * start.attitude_deg,
-                            velocity=k * start.velocity, angular_velocity=k * start.angular_velocity)
         params = QuadrotorBatchParams.sample(self.robot, n, g, self.domain_randomization, self.nominal_fraction)
 
         def uniform(scale: float, shape: tuple[int, ...]) -> torch.Tensor:
@@ -327,7 +316,6 @@ class QuadrotorEnv(VecEnv):
 
     def _advance_curriculum(self) -> None:
         self.total_env_steps += self.num_envs
-        self._advance_start_ramp()
         if not self.curriculum:
             return
         level = self.total_env_steps // self.curriculum_every_steps
@@ -337,22 +325,6 @@ class QuadrotorEnv(VecEnv):
             capped = torch.where(self._growth >= 1.0, torch.minimum(grown, self._target_weights),
                                  torch.maximum(grown, self._target_weights))
             self.reward_weights = capped
-
-    def _advance_start_ramp(self) -> None:
-        """Widen the start ranges at each ramp level; the starts not yet taken are redrawn at the new width."""
-        if self.start_ramp_steps <= 0:
-            return
-        level = min(self.total_env_steps * START_RAMP_LEVELS // self.start_ramp_steps, START_RAMP_LEVELS)
-        if level == self._start_ramp_level:
-            return
-        self._start_ramp_level = level
-        self.start_scale = self.start_ramp_from + (1.0 - self.start_ramp_from) * level / START_RAMP_LEVELS
-        fresh_params, fresh_state = self._fresh_starts(self._pool_size)
-        slots = (self._pool_cursor + torch.arange(self._pool_size, device=self.device)).remainder(self._pool_size)
-        self._pool_params.put_(slots, fresh_params)
-        self._pool_state[:, slots] = fresh_state
-        self._pool_refilled = int(self._pool_cursor)
-        self._pool_reserved = 0
 
     def _field_providers(self) -> dict[str, tuple[int, str, str, Callable[[ObservationSource], torch.Tensor]]]:
         """Every field this robot can provide: name -> (size, unit, frame, function of the state).
