@@ -8,12 +8,20 @@ it starts one Python interpreter per instruction set (six on this CPU) to ``dlop
 compiler, so a load that once succeeded on this machine succeeds again: the outcome is remembered in a file next to
 it, and later processes skip the interpreter (first compiled step 1.9-2.3 s; ``runs/exp15/first_isa.py``).
 A failed load is never remembered, so a machine where a check fails keeps failing it, as torch intends.
+
+``precompile`` goes further for a function that a run calls with fixed shapes (the simulator step): it is compiled
+ahead of time once per machine (``torch.compile(...).aot_compile``) and every later process loads the result from
+disk instead of tracing the function again with dynamo, which took ~3 s of each run's start-up here.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import hashlib
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +75,107 @@ def remembering_successes(check: Callable[[Any, str], bool]) -> Callable[[Any, s
 
     setattr(remembered, _REMEMBERED_ATTR, True)
     return remembered
+
+
+PRECOMPILE_ENV = "ROBOT_AC_PRECOMPILE"  # "0" compiles in every process instead (plain torch.compile)
+_LOADED: dict[Path, Callable] = {}  # artifacts this process has loaded or compiled, by path
+
+
+def precompile(fn: Callable, key: str, sources: Iterable[Path], options: dict[str, Any] | None = None,
+               state: Callable[[], Any] | None = None) -> Callable:
+    """``fn`` (a function or bound method) compiled once per machine and loaded from disk by later processes.
+
+    The loaded graph runs without dynamo's guards, so everything the graph depends on beyond its arguments' shapes
+    must be in the artifact's name: ``key`` (the caller's configuration), the contents of the ``sources`` files (the
+    code it traces), the torch and Python versions, the compile ``options`` and, at the first call, the shape, dtype
+    and device of every tensor argument and of ``state()``: what the function reads besides its arguments whose
+    shape, or whether it is None, can change after construction. A missing or unreadable artifact is compiled
+    (``aot_compile``) and saved; where ahead-of-time compilation fails, the function is compiled in the process
+    with ``options`` as given (their ``guard_filter_fn`` included), as ``torch.compile`` does.
+    """
+    remember_kernel_load_checks()
+    options = dict(options or {})
+    if os.environ.get(PRECOMPILE_ENV) == "0":
+        return torch.compile(fn, dynamic=False, options=options)
+    # The artifact runs without guards, whatever filter the in-process fallback uses.
+    artifact_options = {k: v for k, v in options.items() if k != "guard_filter_fn"}
+    return _Precompiled(fn, _digest([key, *_source_digests(sources)], artifact_options), options, state)
+
+
+class _Precompiled:
+    """Loads or compiles on the first call, when the arguments' shapes are known."""
+
+    def __init__(self, fn: Callable, key: str, options: dict[str, Any], state: Callable[[], Any] | None) -> None:
+        self._fn, self._key, self._options, self._state = fn, key, options, state
+        self._owner = getattr(fn, "__self__", None)  # a bound method's graph takes its instance first
+        self._compiled: Callable | None = None
+        self.loaded_from: Path | None = None  # the artifact this process loaded (None: it compiled one)
+
+    def __call__(self, *args: Any) -> Any:
+        if self._compiled is None:
+            self._compiled = self._load_or_compile(args)
+        return self._compiled(*args) if self._owner is None else self._compiled(self._owner, *args)
+
+    def _load_or_compile(self, args: tuple) -> Callable:
+        name = getattr(self._fn, "__qualname__", "function").replace(".", "-").replace("<", "").replace(">", "")
+        state = _describe(self._state()) if self._state is not None else ""
+        path = precompiled_dir() / f"{name}-{_digest([self._key, _describe(args), state], {})}.bin"
+        if path in _LOADED:  # another instance of the same configuration (the graph takes the instance as input)
+            self.loaded_from = path
+            return _LOADED[path]
+        if path.is_file():
+            try:
+                with path.open("rb") as f:
+                    compiled = torch.compiler.load_compiled_function(f)
+                compiled.disable_guard_check()
+                _LOADED[path] = compiled
+                self.loaded_from = path
+                return compiled
+            except Exception as err:  # noqa: BLE001 - any unreadable artifact is compiled again
+                warnings.warn(f"robot_ac: could not load the precompiled {path} ({err}); compiling it again",
+                              stacklevel=3)
+        options = {**self._options, "guard_filter_fn": torch.compiler.skip_all_guards_unsafe}
+        try:
+            compiled = torch.compile(self._fn, fullgraph=True, dynamic=False, options=options).aot_compile((args, {}))
+        except Exception as err:  # noqa: BLE001 - fall back to compiling in this process
+            warnings.warn(f"robot_ac: ahead-of-time compilation of {name} failed ({err}); compiling in the process",
+                          stacklevel=3)
+            jit = torch.compile(self._fn, dynamic=False, options=self._options)
+            self._owner = None
+            return jit
+        compiled.disable_guard_check()
+        _LOADED[path] = compiled
+        with contextlib.suppress(OSError):  # a read-only cache only loses the speed-up
+            path.parent.mkdir(parents=True, exist_ok=True)
+            compiled.save_compiled_function(str(path))  # written to a temporary file, then renamed
+        return compiled
+
+
+def precompiled_dir() -> Path:
+    """Where artifacts live: beside torch's own compile cache (``TORCHINDUCTOR_CACHE_DIR``), so they go with it."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return Path(cache_dir()) / "robot_ac_precompiled"
+
+
+def _source_digests(sources: Iterable[Path]) -> list[str]:
+    files = sorted({f for s in sources for f in (Path(s).rglob("*.py") if Path(s).is_dir() else [Path(s)])})
+    return [f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
+
+
+def _digest(parts: list[str], options: dict[str, Any]) -> str:
+    text = repr([torch.__version__, sys.version, parts, sorted((k, repr(v)) for k, v in options.items())])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _describe(value: Any) -> str:
+    """Shapes, dtypes and devices of the tensors in ``value`` (nested in tuples, lists, dicts and objects)."""
+    if isinstance(value, torch.Tensor):
+        return f"T{tuple(value.shape)}{value.dtype}{value.device}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_describe(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_describe(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    return type(value).__qualname__ + _describe(dict(sorted(vars(value).items())))  # a container of tensors

@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import math
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,7 +21,8 @@ from robot_ac.algos.adam import Adam
 from robot_ac.algos.gae import generalized_advantages
 from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.networks import Critic, DeterministicActor
-from robot_ac.compiler import compile_function
+from robot_ac.compiler import __file__ as compiler_file
+from robot_ac.compiler import compile_function, precompile
 from robot_ac.config import bounded
 
 # Ceiling of pi_prox / pi_behavior in the decoupled objective: our choice, in the spirit of V-trace's truncated
@@ -95,14 +98,23 @@ class PPO:
             else None
         self._spatial_sigma: torch.Tensor | None = None  # CAPS's perturbation in normalized units, per update
         self.share: MinibatchShare | None = None  # set in a learner process that shares minibatches with a helper
-        self._losses = (compile_function(self._minibatch_losses, dynamic=False) if cfg.compile_update
-                        else self._minibatch_losses)
+        self._losses = self._compiled_losses(device) if cfg.compile_update else self._minibatch_losses
         # A helper process (robot_ac.algos.minibatch_share) needs the networks only.
         self.storage = new_rollout_storage(cfg.steps_per_env, cfg.num_envs, policy_obs, critic_obs, action_size,
                                            device) if rollout_storage else {}
         self.step = 0
         self._trained_critic_normalizer: nn.Module | None = None  # the normalization of the last update
         self.behavior_lags = False  # True when the rollouts come from an older policy (asynchronous collection)
+
+    def _compiled_losses(self, device: torch.device) -> Callable:
+        """``_minibatch_losses`` compiled; on a CPU once per machine (``robot_ac.compiler.precompile``): the
+        trainer's and the learner's compilation took ~1.5-2 s each of a run's start here, the load ~0.5 s."""
+        if torch.device(device).type != "cpu":
+            return compile_function(self._minibatch_losses, dynamic=False)
+        key = repr((self.cfg, self.sizes, str(device), self.policy_noise_std is None))
+        return precompile(self._minibatch_losses, key, [Path(__file__).parent, Path(compiler_file)],
+                          state=lambda: (self._rollout_std, self._spatial_sigma, self._noisy_columns,
+                                         self.behavior_lags))
 
     @property
     def optimizer(self) -> Adam:

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, dest="compile_env",
                    help="torch.compile the simulator and the PPO loss (default from the agent file; the first run "
-                        "on a machine compiles for about a minute, later runs load torch's cache)")
+                        "on a machine compiles for about a minute, later runs load the compiled code from disk)")
     p.add_argument("--out", default=None, help="run folder (default runs/<task>-<algo>-s<seed>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

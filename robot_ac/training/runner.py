@@ -289,7 +289,7 @@ class Trainer:
         bundle = None
         if cfg.compile_env and self.show_progress:
             tqdm.write("robot-ac: torch.compile builds the simulator and the loss on their first use: about a minute "
-                       "the first time on a machine, a few seconds from torch's cache after (--no-compile runs eager)")
+                       "the first time on a machine, then loaded from disk in about a second (--no-compile runs eager)")
         bar = tqdm(total=int(cfg.max_seconds), unit="s", disable=not self.show_progress,
                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
         interrupted = False
