@@ -95,7 +95,7 @@ def precompile(fn: Callable, key: str, sources: Iterable[Path], options: dict[st
     """
     remember_kernel_load_checks()
     options = dict(options or {})
-    if os.environ.get(PRECOMPILE_ENV) == "0":
+    if os.environ.get(PRECOMPILE_ENV) == "0" or not _can_precompile():
         return torch.compile(fn, dynamic=False, options=options)
     # The artifact runs without guards, whatever filter the in-process fallback uses.
     artifact_options = {k: v for k, v in options.items() if k != "guard_filter_fn"}
@@ -149,6 +149,11 @@ class _Precompiled:
             path.parent.mkdir(parents=True, exist_ok=True)
             compiled.save_compiled_function(str(path))  # written to a temporary file, then renamed
         return compiled
+
+
+def _can_precompile() -> bool:
+    """Whether this torch has the (experimental) ahead-of-time API; older releases compile in the process."""
+    return all(hasattr(torch.compiler, name) for name in ("load_compiled_function", "skip_all_guards_unsafe"))
 
 
 def precompiled_dir() -> Path:
