@@ -174,9 +174,10 @@ def _digest(parts: list[str], options: dict[str, Any]) -> str:
 
 
 def _describe(value: Any) -> str:
-    """Shapes, dtypes and devices of the tensors in ``value`` (nested in tuples, lists, dicts and objects)."""
+    """Shapes, dtypes, devices and gradient flags of the tensors in ``value`` (nested in tuples, lists, dicts and
+    objects)."""
     if isinstance(value, torch.Tensor):
-        return f"T{tuple(value.shape)}{value.dtype}{value.device}"
+        return f"T{tuple(value.shape)}{value.dtype}{value.device}{'grad' if value.requires_grad else ''}"
     if isinstance(value, (tuple, list)):
         return "[" + ",".join(_describe(v) for v in value) + "]"
     if isinstance(value, dict):
