@@ -17,6 +17,7 @@ disk instead of tracing the function again with dynamo, which took ~3 s of each 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -82,7 +83,7 @@ _LOADED: dict[Path, Callable] = {}  # artifacts this process has loaded or compi
 
 
 def precompile(fn: Callable, key: str, sources: Iterable[Path], options: dict[str, Any] | None = None,
-               state: Callable[[], Any] | None = None) -> Callable:
+               state: Callable[[], Any] | None = None, device: torch.device | str = "cpu") -> Callable:
     """``fn`` (a function or bound method) compiled once per machine and loaded from disk by later processes.
 
     The loaded graph runs without dynamo's guards, so everything the graph depends on beyond its arguments' shapes
@@ -91,11 +92,12 @@ def precompile(fn: Callable, key: str, sources: Iterable[Path], options: dict[st
     and device of every tensor argument and of ``state()``: what the function reads besides its arguments whose
     shape, or whether it is None, can change after construction. A missing or unreadable artifact is compiled
     (``aot_compile``) and saved; where ahead-of-time compilation fails, the function is compiled in the process
-    with ``options`` as given (their ``guard_filter_fn`` included), as ``torch.compile`` does.
+    with ``options`` as given (their ``guard_filter_fn`` included), as ``torch.compile`` does. Functions that run
+    on another ``device`` than the CPU are compiled in the process too: the ahead-of-time path is only tested here.
     """
     remember_kernel_load_checks()
     options = dict(options or {})
-    if os.environ.get(PRECOMPILE_ENV) == "0" or not _can_precompile():
+    if torch.device(device).type != "cpu" or os.environ.get(PRECOMPILE_ENV) == "0" or not _can_precompile():
         return torch.compile(fn, dynamic=False, options=options)
     # The artifact runs without guards, whatever filter the in-process fallback uses.
     artifact_options = {k: v for k, v in options.items() if k != "guard_filter_fn"}
@@ -107,14 +109,16 @@ class _Precompiled:
 
     def __init__(self, fn: Callable, key: str, options: dict[str, Any], state: Callable[[], Any] | None) -> None:
         self._fn, self._key, self._options, self._state = fn, key, options, state
-        self._owner = getattr(fn, "__self__", None)  # a bound method's graph takes its instance first
         self._compiled: Callable | None = None
+        self._jit: Callable | None = None  # the in-process fallback, which takes the bound method's own arguments
         self.loaded_from: Path | None = None  # the artifact this process loaded (None: it compiled one)
 
     def __call__(self, *args: Any) -> Any:
         if self._compiled is None:
-            self._compiled = self._load_or_compile(args)
-        return self._compiled(*args) if self._owner is None else self._compiled(self._owner, *args)
+            compiled = self._load_or_compile(args)
+            owner = getattr(self._fn, "__self__", None)  # a bound method's artifact takes its instance first
+            self._compiled = compiled if owner is None or compiled is self._jit else functools.partial(compiled, owner)
+        return self._compiled(*args)
 
     def _load_or_compile(self, args: tuple) -> Callable:
         name = getattr(self._fn, "__qualname__", "function").replace(".", "-").replace("<", "").replace(">", "")
@@ -140,9 +144,8 @@ class _Precompiled:
         except Exception as err:  # noqa: BLE001 - fall back to compiling in this process
             warnings.warn(f"robot_ac: ahead-of-time compilation of {name} failed ({err}); compiling in the process",
                           stacklevel=3)
-            jit = torch.compile(self._fn, dynamic=False, options=self._options)
-            self._owner = None
-            return jit
+            self._jit = torch.compile(self._fn, dynamic=False, options=self._options)
+            return self._jit
         compiled.disable_guard_check()
         _LOADED[path] = compiled
         with contextlib.suppress(OSError):  # a read-only cache only loses the speed-up

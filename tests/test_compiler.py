@@ -76,10 +76,13 @@ def test_a_precompiled_function_is_compiled_once_then_loaded_and_never_reused_fo
 
 def test_the_simulator_step_and_the_ppo_loss_are_precompiled_on_a_cpu(monkeypatch):
     from robot_ac.algos.ppo import PPO, PPOConfig
+    from robot_ac.compiler import precompile
     from robot_ac.sim.quadrotor.env import QuadrotorEnv
 
     assert type(QuadrotorEnv(num_envs=4, compile=True)._core).__name__ == "_Precompiled"
     assert type(PPO(PPOConfig(num_envs=4, compile_update=True), 8, 6, 4, 0.0, torch.device("cpu"))._losses
                 ).__name__ == "_Precompiled"
+    # other devices compile in the process (torch.compile is lazy: no GPU is needed to see which path is taken)
+    assert type(precompile(torch.sin, "key", [], device="cuda")).__name__ != "_Precompiled"
     monkeypatch.setenv("ROBOT_AC_PRECOMPILE", "0")  # the switch back to compiling in every process
     assert type(QuadrotorEnv(num_envs=4, compile=True)._core).__name__ != "_Precompiled"

@@ -22,7 +22,7 @@ from robot_ac.algos.gae import generalized_advantages
 from robot_ac.algos.minibatch_share import MinibatchShare
 from robot_ac.algos.networks import Critic, DeterministicActor
 from robot_ac.compiler import __file__ as compiler_file
-from robot_ac.compiler import compile_function, precompile
+from robot_ac.compiler import precompile
 from robot_ac.config import bounded
 
 # Ceiling of pi_prox / pi_behavior in the decoupled objective: our choice, in the spirit of V-trace's truncated
@@ -109,12 +109,10 @@ class PPO:
     def _compiled_losses(self, device: torch.device) -> Callable:
         """``_minibatch_losses`` compiled; on a CPU once per machine (``robot_ac.compiler.precompile``): the
         trainer's and the learner's compilation took ~1.5-2 s each of a run's start here, the load ~0.5 s."""
-        if torch.device(device).type != "cpu":
-            return compile_function(self._minibatch_losses, dynamic=False)
         key = repr((self.cfg, self.sizes, str(device), self.policy_noise_std is None))
         return precompile(self._minibatch_losses, key, [Path(__file__).parent, Path(compiler_file)],
                           state=lambda: (self._rollout_std, self._spatial_sigma, self._noisy_columns,
-                                         self.behavior_lags))
+                                         self.behavior_lags), device=device)
 
     @property
     def optimizer(self) -> Adam:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from robot_ac.compiler import __file__ as compiler_file
-from robot_ac.compiler import compile_function, precompile, tensor_and_key_guards
+from robot_ac.compiler import precompile, tensor_and_key_guards
 from robot_ac.config import ConfigError
 from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
@@ -132,15 +132,10 @@ class QuadrotorEnv(VecEnv):
         # On CPU the graph's wrapper (allocations and kernel calls) in C++ rather than Python: at N = 4096,
         # 2.35-2.65M against 1.3-2.1M env-steps/s in paired fresh processes here (bench/sim_throughput.py).
         options = {"guard_filter_fn": tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
-        if not compile:
-            self._core = self._step_core
-        elif self.device.type == "cpu":
-            # Compiled once per machine and loaded by later runs: tracing the step took ~3 s of each run's start
-            # (robot_ac.compiler.precompile). The graph key and this package's simulator code name the artifact.
-            self._core = precompile(self._step_core, self._graph_key, [Path(__file__).parents[1], Path(compiler_file)],
-                                    options)
-        else:
-            self._core = compile_function(self._step_core, dynamic=False, options=options)
+        # Compiled once per machine and loaded by later runs: tracing the step took ~3 s of each run's start
+        # (robot_ac.compiler.precompile). The graph key and this package's simulator code name the artifact.
+        self._core = (precompile(self._step_core, self._graph_key, [Path(__file__).parents[1], Path(compiler_file)],
+                                 options, device=self.device) if compile else self._step_core)
 
     # ----------------------------------------------------------------------------------------- public API
     @property
