@@ -74,11 +74,12 @@ def test_a_precompiled_function_is_compiled_once_then_loaded_and_never_reused_fo
     assert _run(tmp_path, rows=4)["loaded"]
 
 
-def test_the_simulator_step_and_the_ppo_loss_are_precompiled_on_a_cpu(monkeypatch):
+def test_the_torch_simulator_step_and_the_ppo_loss_are_precompiled_on_a_cpu(monkeypatch):
     from robot_ac.algos.ppo import PPO, PPOConfig
     from robot_ac.compiler import precompile
     from robot_ac.sim.quadrotor.env import QuadrotorEnv
 
+    monkeypatch.setenv("ROBOT_AC_NATIVE_STEP", "0")  # on a CPU the simulator runs its fused C step otherwise
     assert type(QuadrotorEnv(num_envs=4, compile=True)._core).__name__ == "_Precompiled"
     assert type(PPO(PPOConfig(num_envs=4, compile_update=True), 8, 6, 4, 0.0, torch.device("cpu"))._losses
                 ).__name__ == "_Precompiled"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
 from robot_ac.sim.counter_rng import counter_normal, step_key
 from robot_ac.sim.quadrotor import dynamics
+from robot_ac.sim.quadrotor.native import NativeStepUnavailable, native_step
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, QuadrotorParams, load_quadrotor
 from robot_ac.sim.quadrotor.start_replay import FailedStartReplay
 from robot_ac.sim.task_config import TaskConfig, load_task
@@ -129,13 +131,7 @@ class QuadrotorEnv(VecEnv):
             # one cache entry per (configuration, batch size); the default limit of 8 would silently fall back
             # to eager in a process that builds more environments (benchmarks, tests)
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        # On CPU the graph's wrapper (allocations and kernel calls) in C++ rather than Python: at N = 4096,
-        # 2.35-2.65M against 1.3-2.1M env-steps/s in paired fresh processes here (bench/sim_throughput.py).
-        options = {"guard_filter_fn": tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
-        # Compiled once per machine and loaded by later runs: tracing the step took ~3 s of each run's start
-        # (robot_ac.compiler.precompile). The graph key and this package's simulator code name the artifact.
-        self._core = (precompile(self._step_core, self._graph_key, [Path(__file__).parents[1], Path(compiler_file)],
-                                 options, device=self.device) if compile else self._step_core)
+        self._core = self._compiled_core() if compile else self._step_core
 
     # ----------------------------------------------------------------------------------------- public API
     @property
@@ -269,6 +265,23 @@ class QuadrotorEnv(VecEnv):
         return self.state[:, dynamics.POS]
 
     # ------------------------------------------------------------------------------------------ internals
+    def _compiled_core(self) -> Callable[..., tuple]:
+        """``_step_core`` compiled: on the CPU the fused C step (``native.py``), elsewhere, or without a working C
+        compiler, ``torch.compile``."""
+        if self.device.type == "cpu":
+            try:
+                return native_step(self)
+            except NativeStepUnavailable as err:
+                warnings.warn(f"robot_ac: the native CPU step is not available ({err}); compiling the torch step",
+                              stacklevel=3)
+        # On CPU the graph's wrapper (allocations and kernel calls) in C++ rather than Python: at N = 4096,
+        # 2.35-2.65M against 1.3-2.1M env-steps/s in paired fresh processes here (bench/sim_throughput.py).
+        options = {"guard_filter_fn": tensor_and_key_guards, "cpp_wrapper": self.device.type == "cpu"}
+        # Compiled once per machine and loaded by later runs: tracing the step took ~3 s of each run's start
+        # (robot_ac.compiler.precompile). The graph key and this package's simulator code name the artifact.
+        return precompile(self._step_core, self._graph_key, [Path(__file__).parents[1], Path(compiler_file)],
+                          options, device=self.device)
+
     def _sample_starts(self, n: int) -> tuple[QuadrotorBatchParams, torch.Tensor]:
         """``n`` episode starts: parameters (randomized per the robot file) and start states ``[17, n]``."""
         g, dev, start = self.generator, self.device, self.task.start

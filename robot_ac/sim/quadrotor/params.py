@@ -159,15 +159,17 @@ class QuadrotorBatchParams:
         if randomize and params.randomization is not None:
             body = batch.values[BODY_PARAMETER_ROWS]
             nominal_body = body.clone() if nominal_fraction > 0.0 else None
-            batch.resample(torch.arange(num_envs, device=generator.device), params.randomization, generator)
+            batch.resample(slice(None), params.randomization, generator)
             if nominal_body is not None:
                 pick = torch.rand(num_envs, generator=generator, device=generator.device) < nominal_fraction
                 body.copy_(torch.where(pick, nominal_body, body))
         return batch
 
-    def resample(self, env_ids: torch.Tensor, rand: QuadrotorRandomization, generator: torch.Generator) -> None:
-        """Draw new parameters for ``env_ids`` only; other environments keep theirs."""
-        n = env_ids.numel()
+    def resample(self, env_ids: torch.Tensor | slice, rand: QuadrotorRandomization,
+                 generator: torch.Generator) -> None:
+        """Draw new parameters for ``env_ids`` (indices, or a slice: written in place without indexing, which made
+        refilling the environment's start pool several times slower); other environments keep theirs."""
+        n = self.delay_steps[env_ids].numel()
         device = self.values.device
 
         def uniform(r: Range, shape: tuple[int, ...] = ()) -> torch.Tensor:

@@ -1,0 +1,272 @@
+"""The quadrotor step as one fused C function on the CPU: generated for an environment, compiled once per machine.
+
+Why: compiled by inductor, the torch step (``QuadrotorEnv._step_core``) ran at 1.0-1.3M env-steps/s at 4096
+environments on this 2-core machine, against issue #2's target of 6M; ``native_step.c`` computes the same step in
+one pass over the environments. This module writes the header that configures it (the task's and robot's constants,
+and one C statement per observation column, generated from the task's observation contract), compiles it with the
+system C compiler into a shared library named by the digest of its source, flags, compiler and CPU, and calls it
+through ``ctypes``. The torch step stays the reference: on CUDA, and where no C compiler works, it is what runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from robot_ac.sim.quadrotor.params import NUM_PARAMETER_ROWS, QuadrotorBatchParams
+
+if TYPE_CHECKING:
+    from robot_ac.sim.quadrotor.env import QuadrotorEnv
+
+SOURCE = Path(__file__).with_name("native_step.c")
+NATIVE_ENV = "ROBOT_AC_NATIVE_STEP"  # "0": compile the torch step with inductor instead
+# -ffp-contract=off: no fused multiply-adds, so each operation rounds as in torch's eager step.
+# -fno-math-errno: lets sqrtf vectorize. -march=native: the library is named by this CPU's flags too.
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+          "-fno-tree-loop-distribute-patterns", "-fopenmp", "-fPIC", "-shared",
+          "-std=gnu11")
+_FLAG_OUTPUTS = ("terminated", "truncated", "out_of_bounds", "nonfinite_state", "nonfinite_action")
+_POINTERS = ("columns", "history", "episode_step", "integral", "params", "delay", "cursor", "counter", "seed",
+             "actions", "weights", "pool_state", "pool_params", "pool_delay",
+             "columns_out", "history_out", "episode_step_out", "integral_out", "params_out", "delay_out",
+             "cursor_out", "counter_out", "reward", *_FLAG_OUTPUTS, "terms", "position_error")
+
+
+class NativeStepUnavailable(RuntimeError):
+    """No C compiler, or it failed: the caller compiles the torch step instead."""
+
+
+def f32(value: float) -> str:
+    """A C float literal that rounds to the same float32 as ``value`` does in torch."""
+    v = float(np.float32(value))
+    if np.isnan(v):
+        raise ValueError(f"native quadrotor step: constant {value!r} is not a number")
+    if np.isinf(v):  # e.g. the reward's default floor, -inf
+        return "INFINITY" if v > 0 else "(-INFINITY)"
+    text = f"{v:.9g}"  # 9 significant digits round-trip a float32
+    return f"{text}f" if any(c in text for c in ".e") else f"{text}.0f"
+
+
+def _column_expressions(env: QuadrotorEnv) -> dict[str, list[str] | str]:
+    """Per observation field: one C expression per column, or (row fields) the source pointer of a copy.
+
+    Mirrors ``QuadrotorEnv._field_providers``; ``tests/sim/test_native_step.py`` checks every field against it.
+    Names in scope: ``s`` (state, dynamics layout), ``hist`` (history, newest first), ``integ``, ``par`` (the
+    14 parameter rows), ``delay``.
+    """
+    r = env.num_rotors
+    qw, qx, qy, qz = "s[3]", "s[4]", "s[5]", "s[6]"
+    ratios = QuadrotorBatchParams.ratio_scale(env.robot).tolist()
+    return {
+        "position_error": ["s[0]", "s[1]", "s[2]"],
+        "rotation_matrix": [
+            f"1.0f - 2.0f * ({qy} * {qy} + {qz} * {qz})", f"2.0f * ({qx} * {qy} - {qw} * {qz})",
+            f"2.0f * ({qx} * {qz} + {qw} * {qy})", f"2.0f * ({qx} * {qy} + {qw} * {qz})",
+            f"1.0f - 2.0f * ({qx} * {qx} + {qz} * {qz})", f"2.0f * ({qy} * {qz} - {qw} * {qx})",
+            f"2.0f * ({qx} * {qz} - {qw} * {qy})", f"2.0f * ({qy} * {qz} + {qw} * {qx})",
+            f"1.0f - 2.0f * ({qx} * {qx} + {qy} * {qy})"],
+        "linear_velocity": ["s[7]", "s[8]", "s[9]"],
+        "angular_velocity": ["s[10]", "s[11]", "s[12]"],
+        "action_history": "hist",
+        "position_error_integral": ["integ[0]", "integ[1]", "integ[2]"],
+        "previous_action": "hist",
+        "rotor_speeds": [f"s[{13 + k}] / {f32(env.robot.rpm_max)}" for k in range(r)],
+        "disturbance_force": ["par[8]", "par[9]", "par[10]"],
+        "disturbance_torque": ["par[11]", "par[12]", "par[13]"],
+        "parameter_ratios": [f"par[{k}] * {f32(ratios[k])}" for k in range(7)],
+        "actuation_delay": ["delay"],
+    }
+
+
+def generate_header(env: QuadrotorEnv) -> str:
+    """``step_config.h`` for ``env``: constants, and ``write_groups`` that writes one environment's observations."""
+    task, robot, reward = env.task, env.robot, env.task.reward
+    h = env.dt / env.task.substeps
+    noise = env._noise_columns if env.observation_noise else None
+    noisy, stds = (range(noise[0].start, noise[0].stop), noise[1].tolist()) if noise is not None else (range(0), [])
+    lines = [
+        "/* Generated by robot_ac/sim/quadrotor/native.py for one environment configuration: do not edit. */",
+        f"#define R {env.num_rotors}", f"#define HIST {env._buffer_length}", f"#define MAX_DELAY {env._max_delay}",
+        f"#define SUBSTEPS {task.substeps}", f"#define HALF_H {f32(0.5 * h)}", f"#define FULL_H {f32(h)}",
+        f"#define SIXTH_H {f32(h / 6.0)}", f"#define DT {f32(env.dt)}", f"#define GRAVITY {f32(robot.gravity)}",
+        f"#define RPM_MIN {f32(robot.rpm_min)}", f"#define RPM_HALF_SPAN {f32(0.5 * (robot.rpm_max - robot.rpm_min))}",
+        f"#define HOVER_ACTION {f32(env.hover_action)}",
+        f"#define POSITION_LIMIT {f32(task.termination.position_limit)}",
+        f"#define EPISODE_STEPS {int(env.episode_steps)}",
+        f"#define INTEGRAL_LIMIT {f32(_integral_limit())}",
+        f"#define REWARD_CONSTANT {f32(reward.constant)}", f"#define REWARD_SCALE {f32(reward.scale)}",
+        f"#define REWARD_ACTION_RATE {f32(reward.action_rate)}",
+        f"#define REWARD_ACTION_MAGNITUDE {f32(reward.action_magnitude)}",
+        f"#define REWARD_POSITION_LINEAR {f32(reward.position_linear)}",
+        f"#define REWARD_FLOOR {f32(reward.floor)}",
+        f"#define REWARD_TERMINATION_PENALTY {f32(reward.termination_penalty)}",
+        f"#define NOISE_K {len(noisy)}",
+        f"#define TWO_PI_OVER_2_24 {f32(2.0 * np.pi / (1 << 24))}",
+        f"#define NUM_GROUPS {len(env.contract.groups)}",
+    ]
+    for name, values in (("ROTOR_X", [p[0] for p in robot.rotor_positions]),
+                         ("ROTOR_Y", [p[1] for p in robot.rotor_positions]),
+                         ("ROTOR_YAW", list(robot.rotor_yaw_directions))):
+        lines.append(f"static const float {name}[R] = {{{', '.join(f32(v) for v in values)}}};")
+    dims = [spec.size for spec in env.contract.groups.values()]
+    lines.append(f"static const int64_t GROUP_DIM[NUM_GROUPS] = {{{', '.join(map(str, dims))}}};")
+    lines += ["", "static inline void write_groups(float *const *out, int64_t i, const float *s, const float *hist,",
+              "                                const float *integ, const float *par, float delay, const float *nz) {",
+              "    (void)s; (void)hist; (void)integ; (void)par; (void)delay; (void)nz;"]
+    expressions = _column_expressions(env)
+    for g, (group, spec) in enumerate(env.contract.groups.items()):
+        lines.append(f"    {{ /* {group} */")
+        lines.append(f"        float *row = out[{g}] + i * {spec.size};")
+        column = 0
+        for field in spec.fields:
+            source = expressions[field.name]
+            if isinstance(source, str):  # a row field: copied, never noisy (as _group_observation)
+                lines.append(f"        copy_floats(row + {column}, {source}, {field.size});")
+            else:
+                for k, expression in enumerate(source):
+                    c = column + k
+                    if group == "policy" and c in noisy and stds[c - noisy.start] != 0.0:
+                        expression = f"({expression}) + nz[{c - noisy.start}] * {f32(stds[c - noisy.start])}"
+                    lines.append(f"        row[{c}] = {expression};")
+            column += field.size
+        lines.append("    }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _integral_limit() -> float:
+    from robot_ac.sim.quadrotor.env import INTEGRAL_LIMIT_M_S
+
+    return INTEGRAL_LIMIT_M_S
+
+
+def _compiler() -> str:
+    compiler = os.environ.get("CC", "cc")
+    if shutil.which(compiler) is None:
+        raise NativeStepUnavailable(f"no C compiler: {compiler!r} is not on PATH (set CC)")
+    return compiler
+
+
+@functools.cache
+def _machine_tag(compiler: str) -> str:
+    """What the library depends on beyond its source: the compiler's version and this CPU's instruction sets."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False).stdout
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return f"{version}|{platform.machine()}|{flags}"
+
+
+def library_for(header: str) -> Path:
+    """The compiled library for ``header`` with this package's step source; compiled on first use, then cached."""
+    from robot_ac.compiler import precompiled_dir
+
+    compiler = _compiler()
+    source = SOURCE.read_text()
+    digest = hashlib.sha256(repr((source, header, CFLAGS, _machine_tag(compiler))).encode()).hexdigest()[:32]
+    path = precompiled_dir() / f"quadrotor_step-{digest}.so"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        (Path(tmp) / "step_config.h").write_text(header)
+        (Path(tmp) / SOURCE.name).write_text(source)
+        built = Path(tmp) / path.name
+        result = subprocess.run([compiler, *CFLAGS, "-o", str(built), SOURCE.name, "-lm"], cwd=tmp,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise NativeStepUnavailable(f"{compiler} could not build the native step:\n{result.stderr[-2000:]}")
+        os.replace(built, path)  # atomic: another process sees the whole library or none
+    return path
+
+
+def _args_struct(num_groups: int) -> type[ctypes.Structure]:
+    class StepArgs(ctypes.Structure):  # the layout of StepArgs in native_step.c
+        _fields_ = [*((name, ctypes.c_void_p) for name in _POINTERS),
+                    ("observations", ctypes.c_void_p * num_groups),
+                    ("final_observations", ctypes.c_void_p * num_groups),
+                    ("n", ctypes.c_int64), ("pool_size", ctypes.c_int64), ("threads", ctypes.c_int64)]
+
+    return StepArgs
+
+
+def native_step(env: QuadrotorEnv) -> Callable[..., tuple]:
+    """A function with ``env._step_core``'s arguments and results that runs the fused C step.
+
+    Raises ``NativeStepUnavailable`` when the library cannot be built (the caller then compiles the torch step).
+    """
+    if env.device.type != "cpu":
+        raise NativeStepUnavailable(f"the native step runs on the CPU, not {env.device}")
+    if os.environ.get(NATIVE_ENV) == "0":
+        raise NativeStepUnavailable(f"{NATIVE_ENV}=0")
+    library = ctypes.CDLL(str(library_for(generate_header(env))))
+    function = library.robot_ac_quadrotor_step
+    function.argtypes = [ctypes.c_void_p]
+    function.restype = None
+    groups = list(env.contract.groups.items())
+    args = _args_struct(len(groups))()
+    n = env.num_envs
+    args.n = n
+
+    def step(columns: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor, integral: torch.Tensor,
+             params: QuadrotorBatchParams, cursor: torch.Tensor, counter: torch.Tensor, actions: torch.Tensor,
+             weights: torch.Tensor) -> tuple:
+        inputs = {"columns": columns, "history": history, "episode_step": episode_step, "integral": integral,
+                  "params": params.values, "delay": params.delay_steps, "cursor": cursor, "counter": counter,
+                  "seed": env._noise_seed, "actions": actions, "weights": weights, "pool_state": env._pool_state,
+                  "pool_params": env._pool_params.values, "pool_delay": env._pool_params.delay_steps}
+        inputs = {name: _checked(name, tensor) for name, tensor in inputs.items()}  # alive until the call returns
+        for name, tensor in inputs.items():
+            setattr(args, name, tensor.data_ptr())
+        out = {"columns_out": torch.empty_like(columns), "history_out": torch.empty_like(history),
+               "episode_step_out": torch.empty_like(episode_step), "integral_out": torch.empty_like(integral),
+               "params_out": torch.empty(NUM_PARAMETER_ROWS, n), "delay_out": torch.empty_like(params.delay_steps),
+               "cursor_out": torch.empty_like(cursor), "counter_out": torch.empty_like(counter),
+               "reward": torch.empty(n), "terms": torch.empty(n, 7), "position_error": torch.empty(n),
+               **{flag: torch.empty(n, dtype=torch.bool) for flag in _FLAG_OUTPUTS}}
+        for name, tensor in out.items():
+            setattr(args, name, tensor.data_ptr())
+        observations = {group: torch.empty(n, spec.size) for group, spec in groups}
+        final = {group: torch.empty(n, spec.size) for group, spec in groups}
+        for g, (group, _) in enumerate(groups):
+            args.observations[g] = observations[group].data_ptr()
+            args.final_observations[g] = final[group].data_ptr()
+        args.pool_size = env._pool_state.shape[1]
+        args.threads = torch.get_num_threads()
+        function(ctypes.byref(args))
+        info = {"reward_terms": out["terms"], "out_of_bounds": out["out_of_bounds"],
+                "nonfinite_state": out["nonfinite_state"], "nonfinite_action": out["nonfinite_action"],
+                "position_error": out["position_error"], "episode_step": out["episode_step_out"],
+                "final_observations": final}
+        return (out["columns_out"], out["history_out"], out["episode_step_out"], out["integral_out"],
+                QuadrotorBatchParams(out["params_out"], out["delay_out"]), out["cursor_out"], out["counter_out"],
+                observations, out["reward"], out["terminated"], out["truncated"], info)
+
+    return step
+
+
+_DTYPES = {"episode_step": torch.int64, "delay": torch.int64, "cursor": torch.int64, "counter": torch.int64,
+           "seed": torch.int64, "pool_delay": torch.int64}
+
+
+def _checked(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The C step reads raw memory: ``tensor`` as a contiguous CPU tensor, refused unless of the expected dtype."""
+    dtype = _DTYPES.get(name, torch.float32)
+    if tensor.dtype != dtype or tensor.device.type != "cpu":
+        raise ValueError(f"native quadrotor step: {name} must be a {dtype} CPU tensor, got {tensor.dtype} on "
+                         f"{tensor.device}")
+    return tensor.contiguous()
+
