@@ -1,7 +1,10 @@
-"""Environment steps per second of the batched quadrotor environment, eager and torch.compile.
+"""Environment steps per second of the batched quadrotor environment: eager, compiled, and compiled by inductor.
 
 The full step counts: dynamics, observations for both groups with noise, reward terms, termination and the
 automatic resets with domain randomization. Prints a table and writes JSON (median over repeats).
+``compile`` is what ``QuadrotorEnv(compile=True)`` runs: on a CPU the fused C step
+(robot_ac/sim/quadrotor/native_step.c); ``inductor`` is the torch step compiled by ``torch.compile``, which
+is what runs on CUDA and on a CPU without a working C compiler.
 
 Two context rows per batch size, not part of the target: ``dynamics`` is the compiled RK4 alone (what the
 issue's single-threaded C++ reference, ~6M dynamics steps/s here, measures), and ``copy floor`` is the rate at
@@ -109,14 +112,17 @@ def measure_cell(batch: int, mode: str, args: argparse.Namespace) -> dict:
         return measure_dynamics(batch, args.repeats, args.device, args.seconds)
     if mode == "copy floor":
         return measure_copy_floor(batch, args.repeats, args.device, args.seconds)
-    return measure(batch, mode == "compile", args.repeats, args.device, args.seconds)
+    row = measure(batch, mode in ("compile", "inductor"), args.repeats, args.device, args.seconds)
+    return dict(row, mode=mode)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
-    parser.add_argument("--modes", nargs="+", default=["eager", "compile", "dynamics", "copy floor"],
-                        choices=["eager", "compile", "dynamics", "copy floor"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "compile", "inductor", "dynamics", "copy floor"],
+                        choices=["eager", "compile", "inductor", "dynamics", "copy floor"],
+                        help="compile: what compile=True runs (on a CPU the fused C step); inductor: the torch step "
+                             "compiled by torch.compile (the CUDA path, and the CPU's without a C compiler)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--processes", type=int, default=3, help="fresh processes per cell; the table shows the "
                         "median over processes (each process's own median over repeats) and the min/max of all")
@@ -127,6 +133,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.cell:
+        if args.cell[1] == "inductor":
+            os.environ["ROBOT_AC_NATIVE_STEP"] = "0"
         print(json.dumps(measure_cell(int(args.cell[0]), args.cell[1], args)))
         return
     rows = []
