@@ -194,19 +194,23 @@ def library_for(header: str) -> Path:
 
 
 def _args_struct(num_groups: int) -> type[ctypes.Structure]:
-    class StepArgs(ctypes.Structure):  # the layout of StepArgs in native_step.c
-        _fields_ = [*((name, ctypes.c_void_p) for name in _POINTERS),
-                    ("observations", ctypes.c_void_p * num_groups),
-                    ("final_observations", ctypes.c_void_p * num_groups),
+    class StepArgs(ctypes.Structure):  # StepArgs of native_step.c: its pointers (groups' last), then three sizes
+        _fields_ = [("pointers", ctypes.c_void_p * (len(_POINTERS) + 2 * num_groups)),
                     ("n", ctypes.c_int64), ("pool_size", ctypes.c_int64), ("threads", ctypes.c_int64)]
 
     return StepArgs
+
+
+_INPUTS = _POINTERS[:14]  # the first 14 pointers are read, the rest written
+_DTYPES = tuple(torch.int64 if name in ("episode_step", "delay", "cursor", "counter", "seed", "pool_delay")
+                else torch.float32 for name in _INPUTS)
 
 
 def native_step(env: QuadrotorEnv) -> Callable[..., tuple]:
     """A function with ``env._step_core``'s arguments and results that runs the fused C step.
 
     Raises ``NativeStepUnavailable`` when the library cannot be built (the caller then compiles the torch step).
+    The wrapper is lean on purpose: with one environment, Python around the call is most of the step's time.
     """
     if env.device.type != "cpu":
         raise NativeStepUnavailable(f"the native step runs on the CPU, not {env.device}")
@@ -216,55 +220,45 @@ def native_step(env: QuadrotorEnv) -> Callable[..., tuple]:
     function = library.robot_ac_quadrotor_step
     function.argtypes = [ctypes.c_void_p]
     function.restype = None
-    groups = list(env.contract.groups.items())
-    args = _args_struct(len(groups))()
-    n = env.num_envs
-    args.n = n
+    sizes = [(group, spec.size) for group, spec in env.contract.groups.items()]
+    args = _args_struct(len(sizes))()
+    n = args.n = env.num_envs
 
     def step(columns: torch.Tensor, history: torch.Tensor, episode_step: torch.Tensor, integral: torch.Tensor,
              params: QuadrotorBatchParams, cursor: torch.Tensor, counter: torch.Tensor, actions: torch.Tensor,
              weights: torch.Tensor) -> tuple:
-        inputs = {"columns": columns, "history": history, "episode_step": episode_step, "integral": integral,
-                  "params": params.values, "delay": params.delay_steps, "cursor": cursor, "counter": counter,
-                  "seed": env._noise_seed, "actions": actions, "weights": weights, "pool_state": env._pool_state,
-                  "pool_params": env._pool_params.values, "pool_delay": env._pool_params.delay_steps}
-        inputs = {name: _checked(name, tensor) for name, tensor in inputs.items()}  # alive until the call returns
-        for name, tensor in inputs.items():
-            setattr(args, name, tensor.data_ptr())
-        out = {"columns_out": torch.empty_like(columns), "history_out": torch.empty_like(history),
-               "episode_step_out": torch.empty_like(episode_step), "integral_out": torch.empty_like(integral),
-               "params_out": torch.empty(NUM_PARAMETER_ROWS, n), "delay_out": torch.empty_like(params.delay_steps),
-               "cursor_out": torch.empty_like(cursor), "counter_out": torch.empty_like(counter),
-               "reward": torch.empty(n), "terms": torch.empty(n, 7), "position_error": torch.empty(n),
-               **{flag: torch.empty(n, dtype=torch.bool) for flag in _FLAG_OUTPUTS}}
-        for name, tensor in out.items():
-            setattr(args, name, tensor.data_ptr())
-        observations = {group: torch.empty(n, spec.size) for group, spec in groups}
-        final = {group: torch.empty(n, spec.size) for group, spec in groups}
-        for g, (group, _) in enumerate(groups):
-            args.observations[g] = observations[group].data_ptr()
-            args.final_observations[g] = final[group].data_ptr()
+        pool = env._pool_params
+        inputs = (columns, history, episode_step, integral, params.values, params.delay_steps, cursor, counter,
+                  env._noise_seed, actions, weights, env._pool_state, pool.values, pool.delay_steps)
+        if not all(t.is_cpu and t.dtype is d and t.is_contiguous() for t, d in zip(inputs, _DTYPES, strict=True)):
+            inputs = tuple(_checked(*item) for item in zip(_INPUTS, inputs, _DTYPES, strict=True))
+        state, new_history = torch.empty(columns.shape), torch.empty(history.shape)
+        steps, integral_out, values = torch.empty(n, dtype=torch.int64), torch.empty(3, n), torch.empty(
+            NUM_PARAMETER_ROWS, n)
+        delay, cursor_out, counter_out = torch.empty(n, dtype=torch.int64), torch.empty_like(cursor), torch.empty_like(
+            counter)
+        reward, terms, position_error = torch.empty(n), torch.empty(n, 7), torch.empty(n)
+        flags = [torch.empty(n, dtype=torch.bool) for _ in _FLAG_OUTPUTS]
+        observations = {group: torch.empty(n, size) for group, size in sizes}
+        final = {group: torch.empty(n, size) for group, size in sizes}
+        outputs = (state, new_history, steps, integral_out, values, delay, cursor_out, counter_out, reward, *flags,
+                   terms, position_error, *observations.values(), *final.values())
+        args.pointers[:] = [t.data_ptr() for t in (*inputs, *outputs)]  # the inputs stay alive until the call ends
         args.pool_size = env._pool_state.shape[1]
         args.threads = torch.get_num_threads()
         function(ctypes.byref(args))
-        info = {"reward_terms": out["terms"], "out_of_bounds": out["out_of_bounds"],
-                "nonfinite_state": out["nonfinite_state"], "nonfinite_action": out["nonfinite_action"],
-                "position_error": out["position_error"], "episode_step": out["episode_step_out"],
+        terminated, truncated, out_of_bounds, nonfinite_state, nonfinite_action = flags
+        info = {"reward_terms": terms, "out_of_bounds": out_of_bounds, "nonfinite_state": nonfinite_state,
+                "nonfinite_action": nonfinite_action, "position_error": position_error, "episode_step": steps,
                 "final_observations": final}
-        return (out["columns_out"], out["history_out"], out["episode_step_out"], out["integral_out"],
-                QuadrotorBatchParams(out["params_out"], out["delay_out"]), out["cursor_out"], out["counter_out"],
-                observations, out["reward"], out["terminated"], out["truncated"], info)
+        return (state, new_history, steps, integral_out, QuadrotorBatchParams(values, delay), cursor_out, counter_out,
+                observations, reward, terminated, truncated, info)
 
     return step
 
 
-_DTYPES = {"episode_step": torch.int64, "delay": torch.int64, "cursor": torch.int64, "counter": torch.int64,
-           "seed": torch.int64, "pool_delay": torch.int64}
-
-
-def _checked(name: str, tensor: torch.Tensor) -> torch.Tensor:
+def _checked(name: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The C step reads raw memory: ``tensor`` as a contiguous CPU tensor, refused unless of the expected dtype."""
-    dtype = _DTYPES.get(name, torch.float32)
     if tensor.dtype != dtype or tensor.device.type != "cpu":
         raise ValueError(f"native quadrotor step: {name} must be a {dtype} CPU tensor, got {tensor.dtype} on "
                          f"{tensor.device}")
