@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from robot_ac.paths import task_file
 from robot_ac.sim.contract import ActionField, Contract, GroupSpec
 from robot_ac.sim.counter_rng import counter_normal, step_key
 from robot_ac.sim.quadrotor import dynamics
-from robot_ac.sim.quadrotor.native import NativeStepUnavailable, native_step
+from robot_ac.sim.quadrotor.native import NATIVE_ENV, NativeStepUnavailable, native_step
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, QuadrotorParams, load_quadrotor
 from robot_ac.sim.quadrotor.start_replay import FailedStartReplay
 from robot_ac.sim.task_config import TaskConfig, load_task
@@ -268,7 +269,7 @@ class QuadrotorEnv(VecEnv):
     def _compiled_core(self) -> Callable[..., tuple]:
         """``_step_core`` compiled: on the CPU the fused C step (``native.py``), elsewhere, or without a working C
         compiler, ``torch.compile``."""
-        if self.device.type == "cpu":
+        if self.device.type == "cpu" and os.environ.get(NATIVE_ENV) != "0":  # "0": switched off, no warning
             try:
                 return native_step(self)
             except NativeStepUnavailable as err:
