@@ -32,7 +32,9 @@ static inline void copy_floats(float *restrict dst, const float *restrict src, i
 
 #include "step_config.h"
 
-#define BLOCK 64
+#ifndef BLOCK
+#define BLOCK 64 /* environments per block: the block's arrays (~39 KB) stay near L1 */
+#endif
 #define STATE (13 + R)
 #define MAX_THREADS 64
 
