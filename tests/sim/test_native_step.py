@@ -148,3 +148,17 @@ def test_a_wrong_dtype_is_refused_with_the_input_named():
     env.episode_step = env.episode_step.float()
     with pytest.raises(ValueError, match="episode_step must be a torch.int64"):
         env.step(torch.zeros(4, 4))
+
+
+def test_a_compiler_without_openmp_builds_the_portable_single_threaded_step(tmp_path, monkeypatch):
+    """clang without OpenMP, or a toolchain that refuses -march=native: the step is built without them."""
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in -fopenmp|-march=native) '
+                       'echo "unsupported: $a" >&2; exit 1;; esac; done\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(wrapper))
+    reference = QuadrotorEnv(num_envs=300, seed=4)  # above the size where the OpenMP build splits the batch
+    fused = QuadrotorEnv(num_envs=300, seed=4, compile=True)
+    assert len(list((tmp_path / "cache").rglob("*.so"))) == 1
+    assert _assert_same_steps(reference, fused, 40) > 50

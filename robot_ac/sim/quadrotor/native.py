@@ -35,8 +35,9 @@ NATIVE_ENV = "ROBOT_AC_NATIVE_STEP"  # "0": compile the torch step with inductor
 # -ffp-contract=off: no fused multiply-adds, so each operation rounds as in torch's eager step.
 # -fno-math-errno: lets sqrtf vectorize. -march=native: the library is named by this CPU's flags too.
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
-          "-fno-tree-loop-distribute-patterns", "-fopenmp", "-fPIC", "-shared",
-          "-std=gnu11")
+          "-fno-tree-loop-distribute-patterns", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
+# Where a compiler refuses those (clang without OpenMP, -march=native on some ARM toolchains): one thread, generic ISA.
+PORTABLE_CFLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11")
 _FLAG_OUTPUTS = ("terminated", "truncated", "out_of_bounds", "nonfinite_state", "nonfinite_action")
 _POINTERS = ("columns", "history", "episode_step", "integral", "params", "delay", "cursor", "counter", "seed",
              "actions", "weights", "pool_state", "pool_params", "pool_delay",
@@ -176,21 +177,24 @@ def library_for(header: str) -> Path:
 
     compiler = _compiler()
     source = SOURCE.read_text()
-    digest = hashlib.sha256(repr((source, header, CFLAGS, _machine_tag(compiler))).encode()).hexdigest()[:32]
-    path = precompiled_dir() / f"quadrotor_step-{digest}.so"
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        (Path(tmp) / "step_config.h").write_text(header)
-        (Path(tmp) / SOURCE.name).write_text(source)
-        built = Path(tmp) / path.name
-        result = subprocess.run([compiler, *CFLAGS, "-o", str(built), SOURCE.name, "-lm"], cwd=tmp,
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise NativeStepUnavailable(f"{compiler} could not build the native step:\n{result.stderr[-2000:]}")
-        os.replace(built, path)  # atomic: another process sees the whole library or none
-    return path
+    errors = []
+    for flags in (CFLAGS, PORTABLE_CFLAGS):
+        digest = hashlib.sha256(repr((source, header, flags, _machine_tag(compiler))).encode()).hexdigest()[:32]
+        path = precompiled_dir() / f"quadrotor_step-{digest}.so"
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            (Path(tmp) / "step_config.h").write_text(header)
+            (Path(tmp) / SOURCE.name).write_text(source)
+            built = Path(tmp) / path.name
+            result = subprocess.run([compiler, *flags, "-o", str(built), SOURCE.name, "-lm"], cwd=tmp,
+                                    capture_output=True, text=True, check=False)
+            if result.returncode == 0:
+                os.replace(built, path)  # atomic: another process sees the whole library or none
+                return path
+            errors.append(result.stderr[-1000:])
+    raise NativeStepUnavailable(f"{compiler} could not build the native step:\n" + "\n".join(errors))
 
 
 def _args_struct(num_groups: int) -> type[ctypes.Structure]:
