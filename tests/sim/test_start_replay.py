@@ -40,7 +40,11 @@ def test_replayed_starts_are_starts_of_terminated_episodes_with_their_parameters
 def test_without_replay_no_start_repeats_and_fraction_is_checked():
     env = QuadrotorEnv(num_envs=64, seed=0)
     failed_state, _ = _run(env, 200)
-    pool_state = env._pool_state.T
+    # the starts still to be taken (entries already taken stay in the ring until the next refill)
+    cursor, size = int(env._pool_cursor), env._pool_size
+    upcoming = [(cursor + k) % size for k in range(size - (cursor - env._pool_refilled))]
+    assert len(upcoming) >= env.num_envs
+    pool_state = env._pool_state.T[upcoming]
     assert not (pool_state[:, None] == failed_state[None]).all(-1).any()
     with pytest.raises(ValueError, match="replay fraction"):
         QuadrotorEnv(num_envs=4, replay_failed_starts=1.5)
