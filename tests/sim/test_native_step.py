@@ -28,8 +28,10 @@ def _random_actions(n: int, seed: int) -> torch.Tensor:
     return torch.rand((n, 4), generator=g) * 2 - 1
 
 
-def _assert_same_steps(reference: QuadrotorEnv, fused: QuadrotorEnv, steps: int, nan_env: int | None = None) -> int:
-    """Step both with the same actions; returns how many episodes ended (resets happen inside the step)."""
+def _assert_same_steps(reference: QuadrotorEnv, fused: QuadrotorEnv, steps: int, nan_env: int | None = None,
+                       counts: dict[str, int] | None = None) -> int:
+    """Step both with the same actions; returns how many episodes ended (resets happen inside the step) and adds
+    the truncated ones to ``counts["truncated"]``."""
     assert not isinstance(reference._core, type(fused._core))
     reference.reset()
     fused.reset()
@@ -40,6 +42,8 @@ def _assert_same_steps(reference: QuadrotorEnv, fused: QuadrotorEnv, steps: int,
             actions[nan_env, t % 4] = float("nan")
         a, b = reference.step(actions), fused.step(actions)
         ended += int((a.terminated | a.truncated).sum())
+        if counts is not None:
+            counts["truncated"] = counts.get("truncated", 0) + int(a.truncated.sum())
         for key in ("terminated", "truncated"):
             assert torch.equal(getattr(a, key), getattr(b, key)), (t, key)
         assert torch.equal(a.reward, b.reward), t
@@ -69,7 +73,8 @@ def test_the_hover_task_steps_exactly_as_the_torch_step_through_resets():
 
 def test_every_observation_field_delays_substeps_and_reward_terms_match():
     """A task that uses every field this robot provides, in both groups, noise on an odd number of columns, a
-    longer actuation delay, two RK4 sub-steps, drag and every reward term: the header generator's paths."""
+    longer actuation delay, two RK4 sub-steps, drag, every reward term and short episodes (truncation): the header
+    generator's paths."""
     hover = load_task("quadrotor-hover")
     short_history = dataclasses.replace(hover, action_history=5, observations={
         group: [f for f in fields if f.name != "action_history"] for group, fields in hover.observations.items()})
@@ -77,16 +82,19 @@ def test_every_observation_field_delays_substeps_and_reward_terms_match():
              QuadrotorEnv(short_history, num_envs=1)._providers.items()]
     policy = [dataclasses.replace(f, noise_std=0.01) if f.name in ("linear_velocity", "rotor_speeds") else f
               for f in reversed(every)]  # noise on 3 + 4 columns with a row field between: 7 noisy columns
-    task = dataclasses.replace(short_history, substeps=2, observations={"policy": policy, "critic": every},
-                               reward=dataclasses.replace(hover.reward, action_rate=0.3, action_magnitude=0.2,
-                                                          termination_penalty=5.0, floor=-1.0))
+    reward = dataclasses.replace(hover.reward, action_rate=0.3, action_magnitude=0.2, termination_penalty=5.0,
+                                 floor=-1.0)
+    task = dataclasses.replace(short_history, substeps=2, episode_seconds=0.3,
+                               observations={"policy": policy, "critic": every}, reward=reward)
     robot = load_quadrotor("crazyflie")
     robot = dataclasses.replace(robot, linear_drag=0.01, randomization=dataclasses.replace(
         robot.randomization, actuation_delay_steps=Range(0, 3)))
     reference = QuadrotorEnv(task, num_envs=37, seed=5, robot=robot)
     fused = QuadrotorEnv(task, num_envs=37, seed=5, robot=robot, compile=True)
     assert fused._max_delay == 3 and fused._buffer_length == 5
-    assert _assert_same_steps(reference, fused, 60) > 20
+    counts: dict[str, int] = {}
+    assert _assert_same_steps(reference, fused, 60, counts=counts) > 20
+    assert counts["truncated"] > 0  # 30-step episodes: some survive to their end
 
 
 def test_a_non_finite_action_ends_only_its_own_episode():
