@@ -12,28 +12,13 @@ import re
 
 import numpy as np
 
+from robot_ac.c_source import c_float
 from robot_ac.export import c_kernels
 from robot_ac.export.onnx_graph import ConcatOp, ElementwiseOp, MatMulOp, Operand, PlanOp, PolicyPlan
 from robot_ac.export.plan_opt import FusedElementwiseOp, dense_strides, optimize
 
 GENERATOR = "robot_ac.export.onnx_to_c"
 UNROLL = 4  # partial sums in the matrix-vector inner loop (the final sum below assumes 4)
-
-
-def c_float(value: float, paren: bool = True) -> str:
-    """A C float literal that round-trips float32 exactly (9 significant digits suffice for binary32).
-
-    Negative literals are parenthesized (``paren``) so they can follow a binary operator.
-    """
-    v = float(np.float32(value))
-    if math.isnan(v):
-        return "NAN"
-    if math.isinf(v):
-        return "INFINITY" if v > 0 else ("(-INFINITY)" if paren else "-INFINITY")
-    s = f"{v:.9g}"
-    if not any(ch in s for ch in ".e"):
-        s += ".0"
-    return f"({s}f)" if paren and s.startswith("-") else f"{s}f"
 
 
 def c_comment(text: str) -> str:

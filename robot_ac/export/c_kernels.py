@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from robot_ac.c_source import c_float
+
 # Blocks of output columns the kernels handle; the rest (< 4 columns) uses a plain loop.
 BLOCK_WIDTHS = (8, 4)
 K_GROUP = 4  # inputs per loop iteration (4 x values in s8..s11)
@@ -35,20 +37,12 @@ TANH_P = (
 TANH_Q = (1.0, 0.46391725540161133, 0.024381697177886963, 0.0002505695738364011)
 
 
-def _lit(value: float) -> str:
-    v = float(np.float32(value))
-    s = f"{v:.9g}"
-    if not any(ch in s for ch in ".e"):
-        s += ".0"
-    return f"({s}f)" if s.startswith("-") else f"{s}f"
-
-
 def tanh_source() -> list[str]:
     """``robot_ac_tanhf``: branch-free except for the clamp; NaN propagates (the comparisons are false)."""
 
     def horner(var: str, coeffs: tuple[float, ...]) -> list[str]:
-        lines = [f"    float {var} = {_lit(coeffs[-1])};"]
-        lines += [f"    {var} = {var} * z + {_lit(c)};" for c in reversed(coeffs[:-1])]
+        lines = [f"    float {var} = {c_float(coeffs[-1])};"]
+        lines += [f"    {var} = {var} * z + {c_float(c)};" for c in reversed(coeffs[:-1])]
         return lines
 
     return [
@@ -59,8 +53,8 @@ def tanh_source() -> list[str]:
         "#ifdef ROBOT_AC_LIBM_TANH",
         "    return tanhf(x);",
         "#else",
-        f"    x = x > {_lit(TANH_CLAMP)} ? {_lit(TANH_CLAMP)} : x;",
-        f"    x = x < {_lit(-TANH_CLAMP)} ? {_lit(-TANH_CLAMP)} : x;",
+        f"    x = x > {c_float(TANH_CLAMP)} ? {c_float(TANH_CLAMP)} : x;",
+        f"    x = x < {c_float(-TANH_CLAMP)} ? {c_float(-TANH_CLAMP)} : x;",
         "    const float z = x * x;",
         *horner("p", TANH_P),
         *horner("q", TANH_Q),

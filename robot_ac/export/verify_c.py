@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from robot_ac.c_source import host_compiler
 from robot_ac.export.onnx_graph import ElementwiseOp, ExportError, MatMulOp, PolicyPlan, build_plan, load_model
 from robot_ac.paths import repo_root
 
@@ -223,11 +224,6 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 300.0) -> subpro
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise VerifyError(f"{what} failed (exit {proc.returncode}):\n{tail}")
     return proc
-
-
-def host_compiler() -> str | None:
-    cc = os.environ.get("CC", "cc")
-    return shutil.which(cc)
 
 
 def run_host(c_dir: Path, obs: np.ndarray, n_act: int, work: Path) -> np.ndarray:

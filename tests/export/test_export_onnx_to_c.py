@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from onnx import helper
 from onnx_builders import gemm_mlp, make_model, rand
 
-from robot_ac.export.c_codegen import c_float, c_identifier
+from robot_ac.c_source import c_float
+from robot_ac.export.c_codegen import c_identifier
 from robot_ac.export.contract import ContractError
 from robot_ac.export.onnx_to_c import ExportError, UnsupportedOnnxError, export_onnx_to_c, generate_c
 from robot_ac.export.verify_c import verify

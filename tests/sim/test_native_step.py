@@ -13,6 +13,7 @@ import warnings
 import pytest
 import torch
 
+from robot_ac.c_source import host_compiler
 from robot_ac.config import Range
 from robot_ac.sim.contract import ObsField
 from robot_ac.sim.quadrotor import native
@@ -20,7 +21,7 @@ from robot_ac.sim.quadrotor.env import QuadrotorEnv
 from robot_ac.sim.quadrotor.params import load_quadrotor
 from robot_ac.sim.task_config import load_task
 
-pytestmark = pytest.mark.skipif(native.shutil.which("cc") is None, reason="no C compiler (cc) on this machine")
+pytestmark = pytest.mark.skipif(host_compiler() is None, reason="no host C compiler (cc or $CC) on this machine")
 
 
 def _random_actions(n: int, seed: int) -> torch.Tensor:
