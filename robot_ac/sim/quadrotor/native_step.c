@@ -408,7 +408,7 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
             #pragma GCC unroll 32
             for (int q = 0; q < NOISE_K; q++) nz[q] = NZ[q][k];
             #pragma GCC unroll 32
-            for (int q = 0; q < 14; q++) par[q] = params_[q * n + i];
+            for (int q = 0; q < 14; q++) par[q] = BODY[q][k];  /* loaded for the block in (a) */
             #pragma GCC unroll 32
             for (int t = 0; t < 7; t++) terms_[i * 7 + t] = TERMS[t][k];
             write_groups(final_observations_, i, s, hist, integ, par, (float)delay_[i], nz);
