@@ -41,7 +41,7 @@ def filled_learner(variant: str, compiled: bool, env: QuadrotorEnv, transitions:
         algo.actor.normalizer.update(obs["policy"])
         algo.critics[0].normalizer.update(obs["critic"])
         algo.record(obs, action, result.reward, result.info["reward_terms"], result.terminated, result.truncated,
-                    result.info["final_observations"])
+                    result.next_observations())
         obs = result.observations
     return algo
 

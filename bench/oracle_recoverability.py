@@ -448,7 +448,7 @@ def run_oracle(episodes: Episodes, settings: OracleSettings, task: str, compile:
             mean, incumbent = shift(mean, 1), shift(incumbent, 1)
         since_plan += 1
         # The critic observation of the step, taken before any automatic reset: position and rotation matrix.
-        final = result.info["final_observations"]["critic"]
+        final = result.next_observation("critic")
         pos, tilt = final[:, :3], torch.rad2deg(torch.acos(final[:, 11].clamp(-1.0, 1.0)))
         out = result.terminated | (pos.abs() > box).any(-1)   # with a margin, leaving the smaller box is a loss
         death[alive & out] = t + 1

@@ -218,10 +218,12 @@ class OffPolicy:
 
     def record(self, obs: dict[str, torch.Tensor], action: torch.Tensor, reward: torch.Tensor,
                reward_terms: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
-               final_obs: dict[str, torch.Tensor]) -> None:
+               next_obs: dict[str, torch.Tensor]) -> None:
+        """Store transitions; ``next_obs`` is the state each environment reached (``StepResult.next_observations``),
+        not the observation after an automatic reset."""
         self.buffer.add(policy_obs=obs["policy"], critic_obs=obs["critic"], action=action, reward=reward,
-                        reward_terms=reward_terms, terminated=terminated, next_policy_obs=final_obs["policy"],
-                        next_critic_obs=final_obs["critic"], episode_continues=~(terminated | truncated))
+                        reward_terms=reward_terms, terminated=terminated, next_policy_obs=next_obs["policy"],
+                        next_critic_obs=next_obs["critic"], episode_continues=~(terminated | truncated))
         self.env_steps += action.shape[0]
 
     def maybe_update(self, reward_weights: torch.Tensor | None = None) -> dict[str, float]:

@@ -144,14 +144,18 @@ class PPO:
 
     @torch.no_grad()
     def record(self, reward: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor,
-               final_obs: dict[str, torch.Tensor]) -> None:
-        """Store the step's outcome; values (and the time-out bootstrap) are computed at the update."""
+               final_obs: dict[str, torch.Tensor], obs: dict[str, torch.Tensor]) -> None:
+        """Store the step's outcome (``final_obs`` and ``obs`` as ``VecEnv.step`` returns them); values (and the
+        time-out bootstrap) are computed at the update."""
         s, t = self.storage, self.step
+        done = terminated | truncated
         s["rewards"][t] = reward
-        s["dones"][t] = terminated | truncated
+        s["dones"][t] = done
         s["truncated"][t] = truncated
-        s["next_policy_obs"][t] = final_obs["policy"]
-        s["next_critic_obs"][t] = final_obs["critic"]
+        # CAPS' temporal term needs the next policy observation of every environment: the final one where an episode
+        # ended, written straight into the rollout (StepResult.next_observation without the temporary)
+        torch.where(done[:, None], final_obs["policy"], obs["policy"], out=s["next_policy_obs"][t])
+        s["next_critic_obs"][t] = final_obs["critic"]  # read only where truncated: the time-out bootstrap
         self.step += 1
 
     def finish_rollout(self, last_obs: dict[str, torch.Tensor]) -> None:

@@ -20,8 +20,10 @@ class StepResult:
     """What ``VecEnv.step`` returns.
 
     ``observations`` are those to act on next (already reset where an episode ended);
-    ``info["final_observations"]`` holds the observations of the state each step actually reached, which
-    differ from ``observations`` only where ``terminated | truncated``: learners bootstrap from those.
+    ``info["final_observations"]`` holds, where ``terminated | truncated``, the observations of the state the
+    episode ended in, which learners bootstrap from. Its other rows are unspecified: the fused CPU step leaves them
+    unwritten (as Gymnasium's vector environments give final observations only for the environments that ended), so
+    as not to write every observation twice. ``next_observation`` gives the whole batch.
     """
 
     observations: dict[str, torch.Tensor]
@@ -29,6 +31,16 @@ class StepResult:
     terminated: torch.Tensor  # [N] bool: the episode ended in a failure state (no bootstrapping)
     truncated: torch.Tensor   # [N] bool: the episode ran out of time (bootstrap from final observations)
     info: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def next_observation(self, group: str) -> torch.Tensor:
+        """The ``group`` observation of the state each environment reached this step, before any reset: the final
+        observation where an episode ended, the one to act on next elsewhere."""
+        ended = (self.terminated | self.truncated)[:, None]
+        return torch.where(ended, self.info["final_observations"][group], self.observations[group])
+
+    def next_observations(self) -> dict[str, torch.Tensor]:
+        """``next_observation`` of every group."""
+        return {group: self.next_observation(group) for group in self.observations}
 
 
 class VecEnv(ABC):

@@ -113,7 +113,7 @@ class Evaluation:
             step = env.step(action)
             self.alive &= ~step.terminated[:n]
             if self.positions is not None:
-                self.positions[t] = step.info["final_observations"]["critic"][:n, :3]
+                self.positions[t] = step.next_observation("critic")[:n, :3]
             if t >= self.steps - self.last_second:
                 self.error_sum += torch.where(self.alive, step.info["position_error"][:n], 0.0)
             self.obs = step.observations

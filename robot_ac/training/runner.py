@@ -149,7 +149,8 @@ class _PPOAdapter:
         for _ in range(self.algo.cfg.steps_per_env):
             action = self.algo.act(self.obs)
             result = self.env.step(action)
-            self.algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"])
+            self.algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"],
+                             result.observations)
             self.stats.add(result.reward, result.terminated | result.truncated)
             self.obs = result.observations
         if self.learner is not None:
@@ -189,7 +190,7 @@ class _OffPolicyAdapter:
             action = self.algo.act(self.obs)
             result = self.env.step(action)
             self.algo.record(self.obs, action, result.reward, result.info["reward_terms"], result.terminated,
-                             result.truncated, result.info["final_observations"])
+                             result.truncated, result.next_observations())
             self.stats.add(result.reward, result.terminated | result.truncated)
             self.obs = result.observations
             stats = self.algo.maybe_update(self.env.reward_weights) or stats

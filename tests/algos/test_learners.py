@@ -32,7 +32,8 @@ def test_ppo_learns_the_lqr_optimal_gain():
         for _ in range(cfg.steps_per_env):
             action = algo.act(obs)
             result = env.step(action)
-            algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"])
+            algo.record(result.reward, result.terminated, result.truncated, result.info["final_observations"],
+                        result.observations)
             obs = result.observations
         algo.update(obs)
     assert _gain(algo.actor) == pytest.approx(optimal, rel=0.15)
@@ -52,7 +53,7 @@ def test_offpolicy_learns_a_stabilising_lqr_gain(variant):
         action = algo.act(obs)
         result = env.step(action)
         algo.record(obs, action, result.reward, torch.zeros(64, 1), result.terminated, result.truncated,
-                    result.info["final_observations"])
+                    result.next_observations())
         algo.maybe_update()
         obs = result.observations
     # TD3's deterministic gain lands within ~35% of the optimum in this budget; the closed loop a - b K must be

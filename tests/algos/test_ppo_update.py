@@ -30,8 +30,9 @@ def _rollout(ppo: PPO, seed: int) -> dict[str, torch.Tensor]:
         final = obs()
         truncated = torch.zeros(n, dtype=torch.bool)
         truncated[t % n] = True
-        ppo.record(torch.randn(n, generator=g), torch.rand(n, generator=g) < 0.05, truncated, final)
+        reward, terminated = torch.randn(n, generator=g), torch.rand(n, generator=g) < 0.05
         current = obs()
+        ppo.record(reward, terminated, truncated, final, current)
     return current
 
 
@@ -227,3 +228,22 @@ def test_value_clip_zero_is_the_plain_squared_error():
     with torch.no_grad():
         expected = ((ppo.critic.net(mb["critic_obs"]).squeeze(-1) - mb["returns"]) ** 2).mean()
     assert float(ppo._minibatch_losses(mb)["value_loss"]) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_record_stores_the_state_reached_not_the_reset_observation():
+    """Where an episode ended the next observation is the final one; elsewhere the one acted on next. The final
+    observations' other rows are unspecified (the fused CPU step leaves them unwritten): here NaN, never stored."""
+    ppo = PPO(_cfg(num_envs=4, steps_per_env=1), *SIZES, torch.device("cpu"))
+    ppo.act({"policy": torch.zeros(4, SIZES[0]), "critic": torch.zeros(4, SIZES[1])})
+    terminated = torch.tensor([False, True, False, False])
+    truncated = torch.tensor([False, False, True, False])
+    groups = dict(zip(("policy", "critic"), SIZES[:2], strict=True))
+    final = {group: torch.full((4, size), float("nan")) for group, size in groups.items()}
+    final["policy"][1:3] = 7.0
+    final["critic"][1:3] = 7.0
+    following = {group: torch.ones(4, size) for group, size in groups.items()}
+    ppo.record(torch.zeros(4), terminated, truncated, final, following)
+    stored = ppo.storage["next_policy_obs"][0]
+    assert torch.equal(stored[[1, 2]], torch.full((2, SIZES[0]), 7.0))
+    assert torch.equal(stored[[0, 3]], torch.ones(2, SIZES[0]))
+    assert torch.equal(ppo.storage["next_critic_obs"][0][2], torch.full((SIZES[1],), 7.0))  # the time-out

@@ -74,10 +74,11 @@ def test_resets_only_touch_the_environments_that_ended():
     assert env.episode_step[2] == 0 and (env.episode_step[[0, 1, 3, 4, 5]] == steps_before[[0, 1, 3, 4, 5]] + 1).all()
     assert env.params.mass[2] != params_before[2]
     assert torch.equal(env.params.mass[[0, 1, 3, 4, 5]], params_before[[0, 1, 3, 4, 5]])
-    final = result.info["final_observations"]["critic"]
-    assert final[2, 0] > 0.6  # the terminal observation, before the reset
+    assert result.info["final_observations"]["critic"][2, 0] > 0.6  # the terminal observation, before the reset
     assert result.observations["critic"][2, 0].abs() <= 0.2  # the new episode's start
-    torch.testing.assert_close(final[[0, 1, 3, 4, 5]], result.observations["critic"][[0, 1, 3, 4, 5]])
+    reached = result.next_observation("critic")
+    assert reached[2, 0] > 0.6
+    torch.testing.assert_close(reached[[0, 1, 3, 4, 5]], result.observations["critic"][[0, 1, 3, 4, 5]])
 
 
 def test_episodes_truncate_at_the_time_limit():
@@ -132,7 +133,7 @@ def test_diverged_state_is_flagged_and_contained():
     result = env.step(torch.full((3, 4), env.hover_action))
     assert result.info["nonfinite_state"].tolist() == [False, True, False]
     assert result.terminated[1]
-    assert all(torch.isfinite(v).all() for v in result.info["final_observations"].values())
+    assert all(torch.isfinite(v).all() for v in result.next_observations().values())
     assert torch.isfinite(env.state).all()
 
 
@@ -240,8 +241,7 @@ def test_compiled_step_matches_eager_through_resets(device, monkeypatch):
         torch.testing.assert_close(r2.reward, r1.reward, rtol=tol / 10, atol=tol / 10)
         for key in ("policy", "critic"):
             torch.testing.assert_close(r2.observations[key], r1.observations[key], rtol=tol, atol=tol)
-            torch.testing.assert_close(r2.info["final_observations"][key], r1.info["final_observations"][key],
-                                       rtol=tol, atol=tol)
+            torch.testing.assert_close(r2.next_observation(key), r1.next_observation(key), rtol=tol, atol=tol)
     assert resets > 20
 
 

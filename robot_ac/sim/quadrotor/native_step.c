@@ -11,9 +11,10 @@
  * groups' layouts, the noise) comes from a generated header, `step_config.h` (robot_ac/sim/quadrotor/native.py).
  *
  * Two phases in one parallel region, each thread owning a contiguous range of environments:
- *   1. action, dynamics (RK4), termination, reward terms, observation noise and the pre-reset ("final")
- *      observations; per block of environments, first as structure-of-arrays loops the compiler vectorizes, then
- *      as row writes;
+ *   1. action, dynamics (RK4), termination, reward terms, observation noise and the observations of the state
+ *      reached: those to act on where the episode goes on, the final ones where it ended (the final observations'
+ *      other rows stay unwritten); per block of environments, first as structure-of-arrays loops the compiler
+ *      vectorizes, then as row writes;
  *   2. after a barrier, the automatic resets: environment i that ended takes pool entry
  *      (cursor + number of ended environments up to and including i - 1) mod pool size, as `torch.cumsum` gives it.
  */
@@ -393,7 +394,7 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
         (void)key;
         (void)NZ;
 #endif
-        /* (b) row writes: history, reward terms, final observations (and the observations of those that go on) */
+        /* (b) row writes: history, reward terms, and the observations: to act on, or final where an episode ended */
         for (int k = 0; k < nb; k++) {
             const int64_t i = b0 + k;
             float *hist = history_out_ + i * HIST * R;
@@ -411,11 +412,10 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
             for (int q = 0; q < 14; q++) par[q] = BODY[q][k];  /* loaded for the block in (a) */
             #pragma GCC unroll 32
             for (int t = 0; t < 7; t++) terms_[i * 7 + t] = TERMS[t][k];
-            write_groups(final_observations_, i, s, hist, integ, par, (float)delay_[i], nz);
+            /* an episode that goes on acts on these observations; one that ended keeps them as its final ones
+             * (the rows of the others stay unwritten: `final_observations` is defined where an episode ended) */
+            write_groups(DONE[k] ? final_observations_ : observations_, i, s, hist, integ, par, (float)delay_[i], nz);
             if (!DONE[k]) {
-                for (int g = 0; g < NUM_GROUPS; g++)
-                    copy_floats(observations_[g] + i * GROUP_DIM[g], final_observations_[g] + i * GROUP_DIM[g],
-                                GROUP_DIM[g]);
                 #pragma GCC unroll 32
                 for (int q = 0; q < 14; q++) params_out_[q * n + i] = par[q];
                 delay_out_[i] = delay_[i];
