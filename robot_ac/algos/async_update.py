@@ -63,6 +63,11 @@ class AsyncUpdater:
         if self.share is not None:
             self._helper = PPO(ppo.cfg, *ppo.sizes, ppo.device, ppo.policy_noise_std, rollout_storage=False)
             self._helper.behavior_lags = True
+            # Loaded (or compiled) now: starting the learner below waits until the learner host has imported torch's
+            # compiler (~5.5 s after launch here), and the ~1.5-2 s of loading fit in that wait. Loaded at the first
+            # offer instead, it kept the trainer from helping through its first ~2 s of training.
+            self._helper.warm_up_update()
+            self._helper_warm = True
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_learner_main, name="robot-ac-learner", daemon=True,

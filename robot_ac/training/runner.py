@@ -253,9 +253,10 @@ class Trainer:
             raise KeyedValueError("train_task", f"{cfg.train_task} declares a different observation contract from "
                                                 f"the task {cfg.task}, which evaluation and export use")
         self.stats = _EpisodeStats(cfg.num_envs, self.device)
+        # before the adapter: a PPO adapter waits for its learner process to start, and this fits in that wait
+        self.logger = RunLogger(self.out_dir, tensorboard=not read_only)
         adapter = _PPOAdapter if cfg.algo == "ppo" else _OffPolicyAdapter
         self.adapter = adapter(cfg, self.env, self.stats, read_only=read_only)
-        self.logger = RunLogger(self.out_dir, tensorboard=not read_only)
         self.elapsed = 0.0
         self.best_success = -1.0
         self.last_eval: EvalResult | None = None
@@ -347,6 +348,7 @@ class Trainer:
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
             bar.close()
+        curve = self.logger.start_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")  # drawn meanwhile
         self._checkpoint_or_diverge()
         self.adapter.stop()  # the learner's exit overlaps the export
         succeeded = bool(self.last_eval and self.last_eval.succeeded)
@@ -364,7 +366,6 @@ class Trainer:
             self.adapter.actor.load_state_dict(self._average.state_dict())  # the actor the evaluations judged
             exported = "average"
         bundle = self.export(self.out_dir / "policy.onnx")
-        self.logger.plot_learning_curve(f"{cfg.task} / {cfg.algo} / seed {cfg.seed}")
         summary = {"succeeded": succeeded, "seconds": self.elapsed, "eval_seconds": eval_seconds,
                    "background_eval_seconds": self._background_seconds,
                    "env_steps": self.env.total_env_steps, "interrupted": interrupted,
@@ -373,6 +374,7 @@ class Trainer:
                    "best_success_rate": self.best_success}
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.logger.close()
+        self.logger.finish_learning_curve(curve)
         return TrainResult(succeeded, self.elapsed, self.env.total_env_steps, self.last_eval, bundle, self.out_dir,
                            exported)
 
@@ -395,10 +397,12 @@ class Trainer:
 
     def _evaluation_env(self) -> QuadrotorEnv:
         if self._eval_env is None:
-            # Compiled, an evaluation as large as training shares its step graph: one compilation fewer (~1.4 s of
-            # the trainer's start-up from torch's cache); the extra environments run unscored.
+            # Compiled by torch, an evaluation as large as training shares its step graph: one compilation fewer
+            # (~1.4 s of the trainer's start-up from torch's cache); the extra environments run unscored. The fused
+            # C step has no graph to share: there the evaluation steps only its episodes.
             cfg = self.cfg
-            shares = cfg.compile_env and cfg.eval_episodes <= cfg.num_envs <= SHARED_GRAPH_MAX_EXTRA * cfg.eval_episodes
+            shares = (cfg.compile_env and not self.env.uses_native_step
+                      and cfg.eval_episodes <= cfg.num_envs <= SHARED_GRAPH_MAX_EXTRA * cfg.eval_episodes)
             size = cfg.num_envs if shares else cfg.eval_episodes
             self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=size, device=self.device,
                                           seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None,

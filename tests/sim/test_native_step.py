@@ -71,6 +71,7 @@ def _assert_same_steps(reference: QuadrotorEnv, fused: QuadrotorEnv, steps: int,
 def test_the_hover_task_steps_exactly_as_the_torch_step_through_resets():
     reference = QuadrotorEnv(num_envs=64, seed=2)
     fused = QuadrotorEnv(num_envs=64, seed=2, compile=True)
+    assert fused.uses_native_step
     assert _assert_same_steps(reference, fused, 120) > 100  # random commands crash most drones within 40 steps
 
 
@@ -150,6 +151,7 @@ def test_without_a_working_compiler_the_environment_compiles_the_torch_step(tmp_
         warnings.simplefilter("always")
         env = QuadrotorEnv(num_envs=4, compile=True)
     assert type(env._core).__name__ == "_Precompiled"  # torch.compile, compiled at its first call
+    assert not env.uses_native_step
     assert any("native CPU step is not available" in str(w.message) for w in caught)
 
 

@@ -132,6 +132,7 @@ class QuadrotorEnv(VecEnv):
             # one cache entry per (configuration, batch size); the default limit of 8 would silently fall back
             # to eager in a process that builds more environments (benchmarks, tests)
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self.uses_native_step = False  # whether steps run the fused C step (set by _compiled_core)
         self._core = self._compiled_core() if compile else self._step_core
 
     # ----------------------------------------------------------------------------------------- public API
@@ -271,7 +272,9 @@ class QuadrotorEnv(VecEnv):
         compiler, ``torch.compile``."""
         if self.device.type == "cpu" and os.environ.get(NATIVE_ENV) != "0":  # "0": switched off, no warning
             try:
-                return native_step(self)
+                step = native_step(self)
+                self.uses_native_step = True
+                return step
             except NativeStepUnavailable as err:
                 warnings.warn(f"robot_ac: the native CPU step is not available ({err}); compiling the torch step",
                               stacklevel=3)
