@@ -57,11 +57,32 @@ class DeterministicActor(nn.Module):
             self.net[-1].bias.fill_(action_offset)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalizer(obs))
+        if torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():
+            return self.net(self.normalizer(obs))
+        return self._infer(obs)
+
+    def _infer(self, obs: torch.Tensor) -> torch.Tensor:
+        """``forward`` without autograd: the same operations in the same order (so the same bits), each after the
+        first in place on the temporary the previous one made.
+
+        Why: rollouts and training evaluations act on ~1000 observations per step, and the fresh temporaries of
+        every elementwise op cost about as much as the matrix products (act: 1.1 ms per step here, of which the
+        three products took 0.54 ms).
+        """
+        x = self.normalizer.whiten_(obs - self.normalizer.mean)
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                x = torch.addmm(layer.bias, x, layer.weight.t())  # what linear() runs for a 2-D input
+            elif isinstance(layer, FastTanh):
+                x = x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+            else:
+                x = layer(x)
+        return x
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Deployment action: deterministic and within the action limits."""
-        return self.forward(obs).clamp(-1.0, 1.0)
+        action = self.forward(obs)
+        return action.clamp(-1.0, 1.0) if action.requires_grad else action.clamp_(-1.0, 1.0)
 
 
 class Critic(nn.Module):

@@ -47,3 +47,7 @@ class RunningNormalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean) / self.std).clamp(-self.clip, self.clip)
+
+    def whiten_(self, centred: torch.Tensor) -> torch.Tensor:
+        """``forward`` finished in place on ``x - mean`` (a temporary the caller made): the same values."""
+        return centred.div_(self.std).clamp_(-self.clip, self.clip)

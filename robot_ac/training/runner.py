@@ -397,12 +397,12 @@ class Trainer:
 
     def _evaluation_env(self) -> QuadrotorEnv:
         if self._eval_env is None:
-            # Compiled by torch, an evaluation as large as training shares its step graph: one compilation fewer
-            # (~1.4 s of the trainer's start-up from torch's cache); the extra environments run unscored. The fused
-            # C step has no graph to share: there the evaluation steps only its episodes.
+            # Compiled, an evaluation as large as training shares its step graph: one compilation fewer (~1.4 s of
+            # the trainer's start-up from torch's cache); the extra environments run unscored. The fused C step
+            # (CPU) has no graph to share, but keeps this size: the size decides the starts drawn, and so which
+            # 1000 episodes the earlier evaluations and benchmarks judged (1000 environments draw another set).
             cfg = self.cfg
-            shares = (cfg.compile_env and not self.env.uses_native_step
-                      and cfg.eval_episodes <= cfg.num_envs <= SHARED_GRAPH_MAX_EXTRA * cfg.eval_episodes)
+            shares = cfg.compile_env and cfg.eval_episodes <= cfg.num_envs <= SHARED_GRAPH_MAX_EXTRA * cfg.eval_episodes
             size = cfg.num_envs if shares else cfg.eval_episodes
             self._eval_env = QuadrotorEnv(self.cfg.task, num_envs=size, device=self.device,
                                           seed=10_000 + self.cfg.seed, curriculum=False, robot=self.cfg.robot or None,
