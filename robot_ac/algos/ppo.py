@@ -270,9 +270,18 @@ class PPO:
         return {k: v.detach() for k, v in losses.items()}
 
     def warm_up_update(self) -> None:
-        """Compile the loss of a minibatch half (``compile_update``) on zeros, before an update waits for it."""
+        """Compile the loss of a minibatch half (``compile_update``) on zeros, before an update waits for it.
+
+        The global random state is left as it was (the loss draws CAPS' spatial noise), so that a run's trajectory does
+        not depend on when its process loads the compiled loss: the trainer moved that load before its first rollout,
+        which had shifted every seed's action noise.
+        """
         if not self.cfg.compile_update:
             return
+        with torch.random.fork_rng(devices=[]):
+            self._warm_up_update()
+
+    def _warm_up_update(self) -> None:
         policy_obs, critic_obs, action_size, _ = self.sizes
         layout = minibatch_layout(policy_obs, critic_obs, action_size, self.behavior_lags)
         batch = self._minibatch_size()
