@@ -34,6 +34,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_timing import machine_probe  # noqa: E402  (beside this script)
+
 from robot_ac.compiler import compile_function  # noqa: E402
 from robot_ac.sim.quadrotor import dynamics  # noqa: E402
 from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
@@ -139,6 +142,7 @@ def main() -> None:
         print(json.dumps(measure_cell(int(args.cell[0]), args.cell[1], args)))
         return
     rows = []
+    probe_before = machine_probe()
     print(f"{'num_envs':>9} {'mode':>10} {'env-steps/s (median)':>22} {'min':>12} {'max':>12}")
     for batch in args.batches:
         for mode in args.modes:
@@ -158,7 +162,8 @@ def main() -> None:
         "benchmark": "sim_throughput", "device": args.device, "torch": torch.__version__,
         "threads": torch.get_num_threads(), "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "processor": platform.processor(), "rows": rows,
+        "processor": platform.processor(), "machine_probe": {"before": probe_before, "after": machine_probe()},
+        "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -10,6 +10,7 @@ included). Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_timing import machine_probe  # noqa: E402  (beside this script)
 
 
 def run_seed(algo: str, seed: int, max_seconds: float, out_root: Path, device: str, config: Path | None = None
@@ -28,12 +32,14 @@ def run_seed(algo: str, seed: int, max_seconds: float, out_root: Path, device: s
     if config is not None:
         cmd += ["--config", str(config)]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")  # to match probes and drift
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     last = summary.get("last_eval") or {}
-    return {"algo": algo, "seed": seed, "wall_clock_s": wall, "succeeded": bool(summary.get("succeeded")),
+    return {"algo": algo, "seed": seed, "started_utc": started, "wall_clock_s": wall,
+            "succeeded": bool(summary.get("succeeded")),
             "env_steps": summary.get("env_steps"), "training_s": summary.get("seconds"),
             "success_rate": last.get("success_rate"), "survival_rate": last.get("survival_rate"),
             "best_success_rate": summary.get("best_success_rate"),
@@ -53,6 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    probe_before = machine_probe()
     header = ("algo", "seed", "ok", "wall s", "env steps", "success", "survival", "settle cm", "best succ")
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (5, 4, 3, 8, 11, 8, 8, 9, 9), strict=True)))
     for algo in args.algos:
@@ -83,6 +90,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "train_to_success", "max_seconds": args.max_seconds,
                                     "cpu_count": os.cpu_count(), "config": str(args.config) if args.config else None,
+                                    "machine_probe": {"before": probe_before, "after": machine_probe()},
                                     "rows": rows, "summary": summary}, indent=2))
     print(f"wrote {args.out}")
 
