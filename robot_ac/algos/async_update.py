@@ -59,7 +59,6 @@ class AsyncUpdater:
         # The trainer computes half of a minibatch's gradient whenever it would otherwise wait.
         self.share = ppo.make_minibatch_share(context) if ppo.cfg.share_minibatches else None
         self._helper: PPO | None = None
-        self._helper_warm = False
         if self.share is not None:
             self._helper = PPO(ppo.cfg, *ppo.sizes, ppo.device, ppo.policy_noise_std, rollout_storage=False)
             self._helper.behavior_lags = True
@@ -67,7 +66,6 @@ class AsyncUpdater:
             # compiler (~5.5 s after launch here), and the ~1.5-2 s of loading fit in that wait. Loaded at the first
             # offer instead, it kept the trainer from helping through its first ~2 s of training.
             self._helper.warm_up_update()
-            self._helper_warm = True
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_learner_main, name="robot-ac-learner", daemon=True,
@@ -107,13 +105,9 @@ class AsyncUpdater:
         return stats
 
     def help(self) -> bool:
-        """Compute the half-minibatch the learner offers, if any; True when there was one (or when it compiled)."""
+        """Compute the half-minibatch the learner offers, if any; True when there was one."""
         if self._helper is None:
             return False
-        if not self._helper_warm:  # compile before taking an offer, or the learner would wait for the compiler
-            self._helper.warm_up_update()
-            self._helper_warm = True
-            return True
         return self._helper.help_with(self.share)
 
     def state_dict(self) -> dict:
