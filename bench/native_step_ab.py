@@ -11,15 +11,20 @@ median of the per-round ratios. Sources are C files with ``native_step.c``'s int
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import json
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 
-from robot_ac.sim.quadrotor import native
-from robot_ac.sim.quadrotor.env import QuadrotorEnv
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_timing import block_means_ms  # noqa: E402  (beside this script)
+
+from robot_ac.sim.quadrotor import native  # noqa: E402
+from robot_ac.sim.quadrotor.env import QuadrotorEnv  # noqa: E402
 
 
 def main() -> None:
@@ -45,12 +50,11 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in envs}
     for _ in range(args.rounds):
         for name, env in envs.items():
-            for i in range(20):  # warm this environment's buffers and caches after the other's round
-                env.step(actions[i % 16])
-            start = time.perf_counter()
-            for i in range(args.steps):
-                env.step(actions[i % 16])
-            rates[name].append(args.steps * args.num_envs / (time.perf_counter() - start))
+            commands = itertools.cycle(actions)
+            # the warm-up steps bring this environment's buffers back into the caches after the other's round
+            step = functools.partial(lambda e, c: e.step(next(c)), env, commands)
+            (ms,) = block_means_ms(step, args.steps, repeats=1, warmup=20)
+            rates[name].append(args.num_envs / ms * 1e3)
     reference = next(iter(rates))
     rows = []
     print(f"{'source':>10} {'env-steps/s (median)':>22} {'min':>12} {'max':>12} {'ratio to ' + reference:>16}")
