@@ -31,11 +31,15 @@ static inline void copy_floats(float *restrict dst, const float *restrict src, i
     for (int64_t q = 0; q < count; q++) dst[q] = src[q];
 }
 
-#include "step_config.h"
-
 #ifndef BLOCK
 #define BLOCK 64 /* environments per block: the block's arrays (~39 KB) stay near L1 */
 #endif
+/* The dynamics run on blocks of environments held as structure of arrays, X[variable][environment]: every loop below
+ * is over environments with unit stride and no arrays of its own, which is what the compiler vectorizes. */
+typedef float Block[BLOCK];
+
+#include "step_config.h"
+
 #define STATE (13 + R)
 #define PREFETCH_ROWS 8 /* how many environments ahead the history rows are fetched (4 to 16 measured alike) */
 #define MAX_THREADS 64
@@ -135,10 +139,6 @@ static inline float noise_element(uint32_t key, int64_t j, int64_t i, int64_t n)
 }
 
 /* ------------------------------------------------------------------------------------------- dynamics */
-/* The dynamics run on blocks of environments held as structure of arrays, X[variable][environment]: every loop below
- * is over environments with unit stride and no arrays of its own, which is what the compiler vectorizes. */
-typedef float Block[BLOCK];
-
 /* d(state)/dt of `nb` environments, as dynamics.quadrotor_derivative_columns (same operations, same order). */
 static inline void derivative(int nb, const Block *restrict x, const Block *restrict cmd,
                               const Block *restrict body, Block *restrict d) {
@@ -407,6 +407,11 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
         (void)key;
         (void)NZ;
 #endif
+        /* the observation groups' computed columns, for the whole block at once */
+        float DELAY[BLOCK];
+        for (int k = 0; k < nb; k++) DELAY[k] = (float)delay_[b0 + k];
+        Block STAGED[STAGED_COLUMNS > 0 ? STAGED_COLUMNS : 1];
+        stage_groups(nb, S, INTEG, BODY, NZ, DELAY, STAGED);
         /* (b) row writes: history, reward terms, and the observations: to act on, or final where an episode ended */
         for (int k = 0; k < nb; k++) {
             const int64_t i = b0 + k;
@@ -414,20 +419,11 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
             #pragma GCC unroll 32
             for (int r = 0; r < R; r++) hist[r] = ACT[r][k];
             copy_floats(hist + R, history_ + i * HIST * R, (HIST - 1) * R);
-            float s[STATE], integ[3], nz[NOISE_K > 0 ? NOISE_K : 1], par[14];
-            #pragma GCC unroll 32
-            for (int q = 0; q < STATE; q++) s[q] = S[q][k];
-            #pragma GCC unroll 32
-            for (int q = 0; q < 3; q++) integ[q] = INTEG[q][k];
-            #pragma GCC unroll 32
-            for (int q = 0; q < NOISE_K; q++) nz[q] = NZ[q][k];
-            #pragma GCC unroll 32
-            for (int q = 0; q < 14; q++) par[q] = BODY[q][k];  /* loaded for the block in (a) */
             #pragma GCC unroll 32
             for (int t = 0; t < 7; t++) terms_[i * 7 + t] = TERMS[t][k];
             /* an episode that goes on acts on these observations; one that ended keeps them as its final ones
              * (the rows of the others stay unwritten: `final_observations` is defined where an episode ended) */
-            write_groups(DONE[k] ? final_observations_ : observations_, i, s, hist, integ, par, (float)delay_[i], nz);
+            write_staged(DONE[k] ? final_observations_ : observations_, i, k, STAGED, hist);
             count += DONE[k];
         }
     }
