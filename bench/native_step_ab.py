@@ -7,21 +7,36 @@ neighbours disturb least), and the ratios are those of each source's quantile to
 with ``native_step.c``'s interface (e.g. an older revision from ``git show REV:robot_ac/sim/quadrotor/native_step.c``).
 
     python bench/native_step_ab.py old=/tmp/old_step.c new=robot_ac/sim/quadrotor/native_step.c [--num-envs 4096]
+
+A source may bring its own header generator (an older ``native.py``) after a comma: ``old=/tmp/old.c,/tmp/old.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import os
 import time
 from pathlib import Path
+from types import ModuleType
+from unittest import mock
 
 import torch
 
+from robot_ac.sim.quadrotor import env as env_module
 from robot_ac.sim.quadrotor import native
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
+
+
+def _load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load a header generator from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -31,7 +46,8 @@ def _quantile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sources", nargs="+", help="NAME=PATH of a step source; the first is the reference")
+    parser.add_argument("sources", nargs="+", help="NAME=PATH[,NATIVE_PY] of a step source (and the native.py "
+                        "that generates its header); the first is the reference")
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--steps", type=int, default=50, help="timed steps per source and round")
@@ -39,14 +55,19 @@ def main() -> None:
     args = parser.parse_args()
     sources = dict(item.split("=", 1) for item in args.sources)
     envs = {}
-    default = native.SOURCE
-    try:
-        for name, path in sources.items():
-            native.SOURCE = Path(path)  # library_for reads the source from here and names the library by its digest
-            envs[name] = QuadrotorEnv(num_envs=args.num_envs, device="cpu", seed=0, compile=True)
+    for name, spec in sources.items():
+        path, _, generator_path = spec.partition(",")
+        module = _load_module(Path(generator_path), f"native_{name}") if generator_path else native
+        default = module.SOURCE
+        try:
+            module.SOURCE = Path(path)  # library_for reads the source from here and names the library by its digest
+            with mock.patch.object(env_module, "native_step", module.native_step):
+                envs[name] = QuadrotorEnv(num_envs=args.num_envs, device="cpu", seed=0, compile=True)
+            if not envs[name].uses_native_step:
+                raise SystemExit(f"{name}: {path} did not build (the environment fell back to the torch step)")
             envs[name].reset(seed=0)
-    finally:
-        native.SOURCE = default
+        finally:
+            module.SOURCE = default
     generator = torch.Generator().manual_seed(0)
     actions = [torch.rand(args.num_envs, 4, generator=generator) * 2 - 1 for _ in range(16)]  # random commands
     times: dict[str, list[float]] = {name: [] for name in envs}
