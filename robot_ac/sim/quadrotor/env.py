@@ -48,6 +48,8 @@ class QuadrotorEnv(VecEnv):
     """``num_envs`` quadrotors stepped together; every tensor is ``[num_envs, ...]`` on ``device``.
 
     Actions are normalized motor commands in [-1, 1], mapped linearly to [rpm_min, rpm_max].
+    ``history`` (the last actions ``[N, length, rotors]``, newest first) is one buffer for the environment's lifetime,
+    updated in place by every step and reset: clone it to keep a copy.
     """
 
     def __init__(self, task: TaskConfig | str | Path = "quadrotor-hover", num_envs: int = 1,
@@ -175,10 +177,12 @@ class QuadrotorEnv(VecEnv):
         if actions.shape != (self.num_envs, self.num_rotors):
             raise ValueError(f"actions must have shape {(self.num_envs, self.num_rotors)}, got {tuple(actions.shape)}")
         self._ensure_pool()
-        (self._columns, self.history, self.episode_step, self._integral, self.params, self._pool_cursor,
+        (self._columns, history, self.episode_step, self._integral, self.params, self._pool_cursor,
          self._noise_counter, observations, reward, terminated, truncated, info) = self._core(
             self._columns, self.history, self.episode_step, self._integral, self.params, self._pool_cursor,
             self._noise_counter, actions, self.reward_weights)
+        if history is not self.history:  # the torch step returns a new tensor; the fused step updates in place
+            self.history.copy_(history)
         self._pool_reserved += self.num_envs
         self._advance_curriculum()
         if self._replay is not None:

@@ -282,7 +282,7 @@ def native_step(env: QuadrotorEnv) -> Callable[..., tuple]:
                   env._noise_seed, actions, weights, env._pool_state, pool.values, pool.delay_steps)
         if not all(t.is_cpu and t.dtype is d and t.is_contiguous() for t, d in zip(inputs, _DTYPES, strict=True)):
             inputs = tuple(_checked(*item) for item in zip(_INPUTS, inputs, _DTYPES, strict=True))
-        state, new_history = torch.empty(columns.shape), torch.empty(history.shape)
+        state, new_history = torch.empty(columns.shape), inputs[1]  # the history: updated in place
         steps, integral_out, values = torch.empty(n, dtype=torch.int64), torch.empty(3, n), torch.empty(
             NUM_PARAMETER_ROWS, n)
         delay, cursor_out, counter_out = torch.empty(n, dtype=torch.int64), torch.empty_like(cursor), torch.empty_like(

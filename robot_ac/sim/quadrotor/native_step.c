@@ -218,7 +218,7 @@ static inline void rk4(int nb, Block *restrict s, const Block *restrict cmd, con
 typedef struct {
     /* inputs */
     const float *columns;      /* [STATE, n] */
-    const float *history;      /* [n, HIST, R], newest first */
+    const float *history;      /* [n, HIST, R], newest first; history_out may be the same buffer */
     const int64_t *episode_step;
     const float *integral;     /* [3, n] */
     const float *params;       /* [14, n] */
@@ -273,8 +273,8 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
     const int64_t *restrict episode_step_ = a->episode_step;
     int64_t *restrict episode_step_out_ = a->episode_step_out;
     float *const *final_observations_ = a->final_observations;
-    const float *restrict history_ = a->history;
-    float *restrict history_out_ = a->history_out;
+    const float *history_ = a->history;  /* may be history_out itself: updated in place */
+    float *history_out_ = a->history_out;
     const float *restrict integral_ = a->integral;
     float *restrict integral_out_ = a->integral_out;
     uint8_t *restrict nonfinite_action_ = a->nonfinite_action;
@@ -415,10 +415,15 @@ static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
         /* (b) row writes: history, reward terms, and the observations: to act on, or final where an episode ended */
         for (int k = 0; k < nb; k++) {
             const int64_t i = b0 + k;
+            /* The history is updated in place (`history` and `history_out` are one buffer): its row is read back
+             * from the caches it was loaded into in (a), where writing a fresh tensor went to memory. Against a new
+             * tensor each step: 1.09-1.16x at 4096 environments (bench/native_step_ab.py, one process). */
             float *hist = history_out_ + i * HIST * R;
+            float older[(HIST - 1) * R > 0 ? (HIST - 1) * R : 1];
+            copy_floats(older, history_ + i * HIST * R, (HIST - 1) * R);
             #pragma GCC unroll 32
             for (int r = 0; r < R; r++) hist[r] = ACT[r][k];
-            copy_floats(hist + R, history_ + i * HIST * R, (HIST - 1) * R);
+            copy_floats(hist + R, older, (HIST - 1) * R);
             #pragma GCC unroll 32
             for (int t = 0; t < 7; t++) terms_[i * 7 + t] = TERMS[t][k];
             /* an episode that goes on acts on these observations; one that ended keeps them as its final ones
