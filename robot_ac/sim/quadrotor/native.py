@@ -15,7 +15,6 @@ import functools
 import hashlib
 import os
 import platform
-import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -54,35 +53,45 @@ def _column_expressions(env: QuadrotorEnv) -> dict[str, list[str] | str]:
     """Per observation field: one C expression per column, or (row fields) the source pointer of a copy.
 
     Mirrors ``QuadrotorEnv._field_providers``; ``tests/sim/test_native_step.py`` checks every field against it.
-    Names in scope: ``s`` (state, dynamics layout), ``hist`` (history, newest first), ``integ``, ``par`` (the
-    14 parameter rows), ``delay``.
+    Names in scope, for environment ``k`` of a block (structure of arrays): ``S`` (state, dynamics layout),
+    ``INTEG``, ``BODY`` (the 14 parameter rows), ``DELAY``; and ``hist``, the environment's history row, newest first.
     """
     r = env.num_rotors
-    qw, qx, qy, qz = "s[3]", "s[4]", "s[5]", "s[6]"
+
+    def s(q: int) -> str:
+        return f"S[{q}][k]"
+
+    def integ(q: int) -> str:
+        return f"INTEG[{q}][k]"
+
+    def par(q: int) -> str:
+        return f"BODY[{q}][k]"
+
+    qw, qx, qy, qz = s(3), s(4), s(5), s(6)
     ratios = QuadrotorBatchParams.ratio_scale(env.robot).tolist()
     return {
-        "position_error": ["s[0]", "s[1]", "s[2]"],
+        "position_error": [s(0), s(1), s(2)],
         "rotation_matrix": [
             f"1.0f - 2.0f * ({qy} * {qy} + {qz} * {qz})", f"2.0f * ({qx} * {qy} - {qw} * {qz})",
             f"2.0f * ({qx} * {qz} + {qw} * {qy})", f"2.0f * ({qx} * {qy} + {qw} * {qz})",
             f"1.0f - 2.0f * ({qx} * {qx} + {qz} * {qz})", f"2.0f * ({qy} * {qz} - {qw} * {qx})",
             f"2.0f * ({qx} * {qz} - {qw} * {qy})", f"2.0f * ({qy} * {qz} + {qw} * {qx})",
             f"1.0f - 2.0f * ({qx} * {qx} + {qy} * {qy})"],
-        "linear_velocity": ["s[7]", "s[8]", "s[9]"],
-        "angular_velocity": ["s[10]", "s[11]", "s[12]"],
+        "linear_velocity": [s(7), s(8), s(9)],
+        "angular_velocity": [s(10), s(11), s(12)],
         "action_history": "hist",
-        "position_error_integral": ["integ[0]", "integ[1]", "integ[2]"],
+        "position_error_integral": [integ(0), integ(1), integ(2)],
         "previous_action": "hist",
-        "rotor_speeds": [f"s[{13 + k}] / {c_float(env.robot.rpm_max)}" for k in range(r)],
-        "disturbance_force": ["par[8]", "par[9]", "par[10]"],
-        "disturbance_torque": ["par[11]", "par[12]", "par[13]"],
-        "parameter_ratios": [f"par[{k}] * {c_float(ratios[k])}" for k in range(7)],
-        "actuation_delay": ["delay"],
+        "rotor_speeds": [f"{s(13 + k)} / {c_float(env.robot.rpm_max)}" for k in range(r)],
+        "disturbance_force": [par(8), par(9), par(10)],
+        "disturbance_torque": [par(11), par(12), par(13)],
+        "parameter_ratios": [f"{par(k)} * {c_float(ratios[k])}" for k in range(7)],
+        "actuation_delay": ["DELAY[k]"],
     }
 
 
 def generate_header(env: QuadrotorEnv) -> str:
-    """``step_config.h`` for ``env``: constants, and ``write_groups`` that writes one environment's observations."""
+    """``step_config.h`` for ``env``: constants, and the functions that compute and write the observation groups."""
     task, robot, reward = env.task, env.robot, env.task.reward
     h = env.dt / env.task.substeps
     noise = env._noise_columns if env.observation_noise else None
@@ -112,20 +121,7 @@ def generate_header(env: QuadrotorEnv) -> str:
                          ("ROTOR_Y", [p[1] for p in robot.rotor_positions]),
                          ("ROTOR_YAW", list(robot.rotor_yaw_directions))):
         lines.append(f"static const float {name}[R] = {{{', '.join(c_float(v) for v in values)}}};")
-    dims = [spec.size for spec in env.contract.groups.values()]
-    lines.append(f"static const int64_t GROUP_DIM[NUM_GROUPS] = {{{', '.join(map(str, dims))}}};")
-    layouts = _group_layouts(env, noisy, stds)
-    lines += ["", "static inline void write_groups(float *const *out, int64_t i, const float *s, const float *hist,",
-              "                                const float *integ, const float *par, float delay, const float *nz) {",
-              "    (void)s; (void)hist; (void)integ; (void)par; (void)delay; (void)nz;"]
-    for g, (group, size, items) in enumerate(layouts):
-        lines += [f"    {{ /* {group} */", f"        float *row = out[{g}] + i * {size};"]
-        for column, expression, row_size in items:
-            lines.append(f"        copy_floats(row + {column}, {expression}, {row_size});" if row_size
-                         else f"        row[{column}] = {expression};")
-        lines.append("    }")
-    lines.append("}")
-    lines += _staged_writers(layouts)
+    lines += _group_writers(_group_layouts(env, noisy, stds))
     return "\n".join(lines) + "\n"
 
 
@@ -144,34 +140,29 @@ def _group_layouts(env: QuadrotorEnv, noisy: range, stds: list[float]) -> list[t
                 for k, expression in enumerate(source):
                     c = column + k
                     if group == "policy" and c in noisy and stds[c - noisy.start] != 0.0:
-                        expression = f"({expression}) + nz[{c - noisy.start}] * {c_float(stds[c - noisy.start])}"
+                        expression = f"({expression}) + NZ[{c - noisy.start}][k] * {c_float(stds[c - noisy.start])}"
                     items.append((c, expression, 0))
             column += field.size
         layouts.append((group, spec.size, items))
     return layouts
 
 
-def _staged_writers(layouts: list[tuple[str, int, list]]) -> list[str]:
-    """``stage_groups`` and ``write_staged``: the groups' computed columns for a block of environments at once.
+def _group_writers(layouts: list[tuple[str, int, list]]) -> list[str]:
+    """``stage_groups`` and ``write_staged``: the groups' computed columns for a block of environments at once, then
+    one environment's rows.
 
-    Why: computed row by row (``write_groups``), the columns' arithmetic ran one environment at a time. Here it runs
-    as one loop over the block's environments, on its structure of arrays, which the compiler vectorizes; the row
-    writes then only copy. The expressions are ``write_groups``' own, with each scalar read from the block.
+    Why: computed inside the row writes, the columns' arithmetic ran one environment at a time. As one loop over the
+    block's environments, on its structure of arrays, the compiler vectorizes it; the row writes then only copy.
+    Resets (phase two) use the same two functions on a block of one environment.
     """
-    def blockwise(expression: str) -> str:
-        expression = re.sub(r"\b(s|integ|par|nz)\[(\d+)\]",
-                            lambda m: f"{_BLOCK_NAMES[m.group(1)]}[{m.group(2)}][k]", expression)
-        return re.sub(r"\bdelay\b", "DELAY[k]", expression)
-
-    staged = [(g, column, expression) for g, (_, _, items) in enumerate(layouts)
-              for column, expression, row_size in items if not row_size]
+    staged = [expression for _, _, items in layouts for _, expression, row_size in items if not row_size]
     lines = ["", f"#define STAGED_COLUMNS {len(staged)}",
              "static inline void stage_groups(int nb, const Block *restrict S, const Block *restrict INTEG,",
              "                                const Block *restrict BODY, const Block *restrict NZ,",
              "                                const float *restrict DELAY, Block *restrict staged) {",
              "    (void)S; (void)INTEG; (void)BODY; (void)NZ; (void)DELAY; (void)staged;",
              "    for (int k = 0; k < nb; k++) {"]
-    lines += [f"        staged[{q}][k] = {blockwise(expression)};" for q, (_, _, expression) in enumerate(staged)]
+    lines += [f"        staged[{q}][k] = {expression};" for q, expression in enumerate(staged)]
     lines += ["    }", "}", "",
               "static inline void write_staged(float *const *out, int64_t i, int k, const Block *restrict staged,",
               "                                const float *hist) {",
@@ -180,7 +171,7 @@ def _staged_writers(layouts: list[tuple[str, int, list]]) -> list[str]:
     for g, (group, size, items) in enumerate(layouts):
         lines += [f"    {{ /* {group} */", f"        float *row = out[{g}] + i * {size};"]
         for column, expression, row_size in items:
-            if row_size:
+            if row_size:  # a row field: ``expression`` is its source pointer
                 lines.append(f"        copy_floats(row + {column}, {expression}, {row_size});")
             else:
                 lines.append(f"        row[{column}] = staged[{q}][k];")
@@ -189,8 +180,6 @@ def _staged_writers(layouts: list[tuple[str, int, list]]) -> list[str]:
     lines.append("}")
     return lines
 
-
-_BLOCK_NAMES = {"s": "S", "integ": "INTEG", "par": "BODY", "nz": "NZ"}  # write_groups' scalars -> block arrays
 
 
 def _integral_limit() -> float:

@@ -253,15 +253,6 @@ static inline uint32_t step_key(int64_t seed, int64_t counter) {
     return lowbias32((uint32_t)((uint64_t)lowbias32((uint32_t)(seed & 0xFFFFFFFF)) + (uint64_t)counter));
 }
 
-/* One environment's observation groups from its (post-step or post-reset) values. */
-static inline void observe(const StepArgs *a, float *const *out, int64_t i, const float *s, const float *hist,
-                           const float *integ, const float *nz) {
-    float par[14];
-    #pragma GCC unroll 32
-    for (int k = 0; k < 14; k++) par[k] = a->params_out[k * a->n + i];
-    write_groups(out, i, s, hist, integ, par, (float)a->delay_out[i], nz);
-}
-
 static void phase_one(const StepArgs *a, int64_t begin, int64_t end, uint32_t key, int64_t *done_count) {
     const int64_t n = a->n;
     /* local restrict copies: stores through one output cannot change the others, so the loops vectorize */
@@ -442,22 +433,32 @@ static void phase_two(const StepArgs *a, int64_t begin, int64_t end, uint32_t ke
         if (!(a->terminated[i] | a->truncated[i])) continue;
         taken++;
         const int64_t entry = ((*a->cursor + taken - 1) % pool + pool) % pool;
-        float s[STATE], integ[3] = {0.0f, 0.0f, 0.0f}, nz[NOISE_K > 0 ? NOISE_K : 1];
+        /* the new episode's values as a block of one environment, for the same writers as phase one */
+        Block S[STATE], INTEG[3], BODY[14], NZ[NOISE_K > 0 ? NOISE_K : 1];
+        Block STAGED[STAGED_COLUMNS > 0 ? STAGED_COLUMNS : 1];
         #pragma GCC unroll 32
         for (int q = 0; q < STATE; q++) {
-            s[q] = a->pool_state[q * pool + entry];
-            a->columns_out[q * n + i] = s[q];
+            S[q][0] = a->pool_state[q * pool + entry];
+            a->columns_out[q * n + i] = S[q][0];
         }
         #pragma GCC unroll 32
-        for (int q = 0; q < 14; q++) a->params_out[q * n + i] = a->pool_params[q * pool + entry];
+        for (int q = 0; q < 14; q++) {
+            BODY[q][0] = a->pool_params[q * pool + entry];
+            a->params_out[q * n + i] = BODY[q][0];
+        }
         a->delay_out[i] = a->pool_delay[entry];
+        const float delay = (float)a->pool_delay[entry];
         float *hist = a->history_out + i * HIST * R;
         for (int q = 0; q < HIST * R; q++) hist[q] = HOVER_ACTION;
         #pragma GCC unroll 32
-        for (int q = 0; q < 3; q++) a->integral_out[q * n + i] = 0.0f;
+        for (int q = 0; q < 3; q++) {
+            INTEG[q][0] = 0.0f;
+            a->integral_out[q * n + i] = 0.0f;
+        }
         a->episode_step_out[i] = 0;
-        for (int j = 0; j < NOISE_K; j++) nz[j] = noise_element(key, j, i, n);
-        observe(a, a->observations, i, s, hist, integ, nz);
+        for (int j = 0; j < NOISE_K; j++) NZ[j][0] = noise_element(key, j, i, n);
+        stage_groups(1, S, INTEG, BODY, NZ, &delay, STAGED);
+        write_staged(a->observations, i, 0, STAGED, hist);
     }
 }
 
