@@ -106,3 +106,27 @@ def test_ppo_kl_adapted_learning_rate_stays_under_its_ceiling():
         algo._adapt_learning_rate(torch.tensor(0.0001))  # far below the target KL: the rate grows
     assert algo.learning_rate == pytest.approx(3e-3)
     assert all(group["lr"] == pytest.approx(3e-3) for group in algo.optimizer.param_groups)
+
+
+def test_ppo_late_kl_target_applies_after_its_samples_and_survives_a_checkpoint():
+    cfg = PPOConfig(num_envs=4, learning_rate=1e-3, desired_kl=0.01, late_desired_kl=0.002, late_after_samples=100)
+    algo = PPO(cfg, 3, 2, 2, 0.0, torch.device("cpu"))
+    algo._adapt_learning_rate(torch.tensor(0.005))  # within [target / 2, 2 target] of 0.01: unchanged
+    assert algo.learning_rate == pytest.approx(1e-3)
+    algo.samples_learned = 100
+    algo._adapt_learning_rate(torch.tensor(0.005))  # above 2 x 0.002: the rate shrinks
+    assert algo.learning_rate == pytest.approx(1e-3 / 1.5)
+    resumed = PPO(cfg, 3, 2, 2, 0.0, torch.device("cpu"))
+    resumed.load_state_dict(algo.state_dict())
+    assert resumed.samples_learned == 100 and resumed.learning_rate == pytest.approx(1e-3 / 1.5)
+
+
+def test_ppo_update_counts_the_samples_it_learned_from():
+    torch.manual_seed(0)
+    algo = PPO(PPOConfig(num_envs=4, steps_per_env=3, epochs=1, minibatches=1), 3, 2, 2, 0.0, torch.device("cpu"))
+    obs = {"policy": torch.randn(4, 3), "critic": torch.randn(4, 2)}
+    for _ in range(3):
+        algo.act(obs)
+        algo.record(torch.ones(4), torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool), obs, obs)
+    algo.update(obs)
+    assert algo.samples_learned == 12

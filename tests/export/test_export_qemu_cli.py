@@ -43,6 +43,21 @@ def test_qemu_cortex_m4_matches_onnxruntime(arm_ready, tmp_path):
     assert 1_000 < fig.instructions_per_inference < 200_000
 
 
+def test_l2f_sized_actor_on_cortex_m4_meets_the_budget(arm_ready, tmp_path):
+    """Learning to Fly's actor size (146 -> 64 -> 64 -> 4, tanh; 32 past actions) fits the issue's budget too."""
+    model = gemm_mlp(n_obs=146, hidden=(64, 64), n_act=4, act="Tanh", seed=5)
+    out = tmp_path / "c"
+    export_onnx_to_c(model, out)
+    report = verify(model, out, n_random=300, host=False, work_dir=tmp_path / "work")
+    assert report.qemu is not None and report.qemu.passed, report.qemu
+    fig = report.target
+    # weights alone are 14,020 floats = 56 KB; budget: 25k instructions, 64 KB flash, 8 KB RAM
+    assert fig.instructions_per_inference <= 25_000
+    assert 56_000 < fig.flash_bytes <= 64 * 1024
+    assert fig.ram_bytes <= 8 * 1024
+    assert "robot_ac_gemv8x146(" in (out / "policy.c").read_text()
+
+
 def test_qemu_subset_keeps_recorded_rows(arm_ready, tmp_path):
     nodes = [helper.make_node("Relu", ["obs"], ["act"], name="r")]
     model = make_model(nodes, {}, 3, 3)

@@ -109,7 +109,7 @@ def test_hil_host_closed_loop_matches_onnxruntime(bundle_path: Path, host_binary
 
     logged = read_flight_log(logs[-1][0])
     assert logged["/action"]["values"].shape == (report.answered, 4)
-    assert logged["/observation"]["values"].shape[1] == 149
+    assert logged["/observation"]["values"].shape[1] == 53
     assert logged["/hil/timing"]["labels"][3] == "latency_ms"
 
 

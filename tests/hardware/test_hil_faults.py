@@ -143,7 +143,7 @@ def test_host_stopping_mid_run_leaves_the_device_in_its_safe_action(bundle_path:
         assert isinstance(fault, Fault) and fault.code == FaultCode.WATCHDOG_TIMEOUT, fault
         assert silent < 0.2 + 0.3, f"watchdog fired {silent * 1e3:.0f} ms after the host stopped"
         # It stays latched in the safe action: a late STATE is refused and answered with all zeros.
-        seq = link.send(State(np.zeros(149, np.float32)))
+        seq = link.send(State(np.zeros(53, np.float32)))
         refused = link.receive(1.0)
         assert isinstance(refused, Fault) and refused.code == FaultCode.NOT_ARMED
         safe = link.receive(1.0)

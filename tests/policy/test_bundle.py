@@ -55,8 +55,8 @@ def test_onnxruntime_matches_torch_actor(actor, env, bundle_path):
     for _ in range(30):
         sim_obs.append(env.step(torch.rand(env.num_envs, 4) * 2 - 1).observations["policy"])
     mean, std = actor.normalizer.mean.numpy(), actor.normalizer.std.numpy()
-    wide = mean + std * rng.standard_normal((2000, 149)) * np.exp(rng.uniform(np.log(0.25), np.log(30), (2000, 1)))
-    obs = np.concatenate([torch.cat(sim_obs).numpy(), wide, np.zeros((1, 149))]).astype(np.float32)
+    wide = mean + std * rng.standard_normal((2000, 53)) * np.exp(rng.uniform(np.log(0.25), np.log(30), (2000, 1)))
+    obs = np.concatenate([torch.cat(sim_obs).numpy(), wide, np.zeros((1, 53))]).astype(np.float32)
     with torch.no_grad():
         expected = actor.act(torch.from_numpy(obs)).numpy()
     got = load_bundle(bundle_path).session().run(["action"], {"obs": obs})[0]
@@ -69,7 +69,7 @@ def test_onnxruntime_matches_torch_actor(actor, env, bundle_path):
 def test_contract_travels_with_the_graph(bundle_path, env):
     bundle = load_bundle(bundle_path)
     contract = env.contract.to_dict()
-    assert bundle.obs_size == 149 and bundle.action_size == 4
+    assert bundle.obs_size == 53 and bundle.action_size == 4
     for key in ("version", "robot", "task", "control_rate_hz", "observation", "action", "action_history"):
         assert bundle.contract[key] == json.loads(json.dumps(contract[key])), key
     assert len(bundle.contract["training_config_hash"]) == 16 and bundle.contract["code_version"]
@@ -106,13 +106,13 @@ def _version(c: dict) -> None:
     c["version"] = 99
 
 
-def _obs_size(c: dict) -> None:  # fields and size agree with each other, not with the graph's 149 inputs
+def _obs_size(c: dict) -> None:  # fields and size agree with each other, not with the graph's 53 inputs
     c["observation"]["fields"][-1]["size"] += 4
     c["observation"]["size"] += 4
 
 
 def _fields_sum(c: dict) -> None:
-    c["observation"]["size"] = 140
+    c["observation"]["size"] = 44
 
 
 def _nan_weight(model: onnx.ModelProto) -> None:
@@ -135,11 +135,11 @@ BAD = {
     "unknown version": (lambda p: _rewrite(p, lambda m: _set_contract(m, _version)), "contract version 99 unknown",
                         "contract version 99 unknown"),
     "size vs graph": (lambda p: _rewrite(p, lambda m: _set_contract(m, _obs_size)),
-                      "graph 'obs' has width 149, contract observation size 153",
-                      "graph 'obs' has width 149, contract observation size 153"),
+                      "graph 'obs' has width 53, contract observation size 57",
+                      "graph 'obs' has width 53, contract observation size 57"),
     "fields vs size": (lambda p: _rewrite(p, lambda m: _set_contract(m, _fields_sum)),
-                       "observation fields add up to 149, contract says size 140",
-                       "observation fields add up to 149, contract says size 140"),
+                       "observation fields add up to 53, contract says size 44",
+                       "observation fields add up to 53, contract says size 44"),
     "non-finite weight": (lambda p: _rewrite(p, _nan_weight), "weight 'actor.net.2.weight' has non-finite values",
                           "weight 'actor.net.2.weight' has non-finite values"),
 }  # fmt: skip

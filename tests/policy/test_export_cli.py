@@ -48,18 +48,18 @@ def test_checkpoint_to_bundle_to_verified_c(run_dir, tmp_path, capsys):
     actor, cfg = actor_from_checkpoint(run_dir / "checkpoint.pt")
     assert loaded.contract["task"] == cfg.task == "quadrotor-hover"
     assert loaded.contract["training_config_hash"] == config_hash(to_mapping(cfg))
-    obs = torch.randn(500, 149) * 2
+    obs = torch.randn(500, 53) * 2
     with torch.no_grad():
         expected = actor.act(obs).numpy()
     got = loaded.session().run(["action"], {"obs": obs.numpy()})[0]
     assert np.abs(got - expected).max() <= 1e-5 and np.ptp(expected) > 0.1
-    assert "#define ROBOT_AC_OBS_ACTION_HISTORY_SIZE 128" in (c_dir / "policy.h").read_text()
+    assert "#define ROBOT_AC_OBS_ACTION_HISTORY_SIZE 32" in (c_dir / "policy.h").read_text()
 
 
 def test_checkpoint_file_path_and_bad_inputs(run_dir, tmp_path, capsys):
     bundle = tmp_path / "p.onnx"
     assert main(["export", str(run_dir / "checkpoint.pt"), "--onnx", str(bundle)]) == 0
-    assert load_bundle(bundle).obs_size == 149
+    assert load_bundle(bundle).obs_size == 53
     capsys.readouterr()
     cases = [
         (["export", str(run_dir)], "pass --onnx OUT.onnx"),
@@ -83,8 +83,8 @@ def test_checkpoint_file_path_and_bad_inputs(run_dir, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------------
-# The L2F-sized actor (149 -> 64 -> 64 -> 4: L2F's 146 inputs plus the position-error integral), tanh,
-# normalization + clamp baked in, on the Cortex-M4
+# The shipped actor (53 -> 64 -> 64 -> 4: L2F's state, the position-error integral and 8 past actions), tanh,
+# normalization + clamp baked in, on the Cortex-M4 (L2F's own size: tests/export/test_export_qemu_cli.py)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def l2f_bundle(run_dir, tmp_path_factory):
     return path
 
 
-def test_l2f_bundle_on_cortex_m4_meets_the_budget(l2f_bundle, tmp_path):
+def test_shipped_size_bundle_on_cortex_m4_meets_the_budget(l2f_bundle, tmp_path):
     why = arm_toolchain_missing()
     if why:
         pytest.skip(f"Cortex-M4 QEMU check skipped: {why}")
@@ -104,12 +104,12 @@ def test_l2f_bundle_on_cortex_m4_meets_the_budget(l2f_bundle, tmp_path):
     assert report.passed, (report.host, report.qemu)
     assert report.qemu is not None and report.qemu.max_abs_error <= 1e-5
     fig = report.target
-    # weights alone are 14,212 floats = 57 KB; budget from the issue: 25k instructions, 64 KB flash, 8 KB RAM
+    # weights alone are 7,876 floats = 31 KB; budget from the issue: 25k instructions, 64 KB flash, 8 KB RAM
     assert fig.instructions_per_inference <= 25_000
-    assert 56_000 < fig.flash_bytes <= 64 * 1024
+    assert 31_000 < fig.flash_bytes <= 64 * 1024
     assert fig.ram_bytes <= 8 * 1024
     source = (out / "policy.c").read_text()
-    assert "robot_ac_gemv8x149(" in source and "robot_ac_tanhf(" in source
+    assert "robot_ac_gemv8x53(" in source and "robot_ac_tanhf(" in source
 
 
 def test_unsupported_operator_in_a_bundle_leaves_no_c_folder(l2f_bundle, tmp_path, capsys):
@@ -140,7 +140,7 @@ def test_run_that_shipped_its_best_actor_reexports_that_actor(run_dir, tmp_path,
     best = {k: v.clone() for k, v in last.items()}
     best["net.0.bias"] += 1.0  # a different actor than the checkpoint's last one
     torch.save(best, run / "best_actor.pt")
-    obs = torch.randn(200, 149)
+    obs = torch.randn(200, 53)
     outputs = []
     for exported, expect_best in (("last", False), ("best evaluation (success 91.6%)", True)):
         (run / "summary.json").write_text(json.dumps({"exported_actor": exported}))

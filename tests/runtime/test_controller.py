@@ -169,6 +169,6 @@ def test_transitions_and_steps_in_the_flight_log(quad_bundle, tmp_path):
     bag = read_flight_log(tmp_path / "bag")
     text = bag["/safety_state"]["values"]
     assert text[0] == "inactive -> inactive: created" and text[-1].startswith("running -> safe: state stale")
-    assert bag["/observation"]["values"].shape == (5, 149)
+    assert bag["/observation"]["values"].shape == (5, 53)
     assert bag["/action"]["values"].shape == (7, 4) and np.isfinite(bag["/action"]["values"]).all()
     assert bag["/timing"]["labels"] == ["compute_us", "running"]

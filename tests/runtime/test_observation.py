@@ -74,7 +74,7 @@ def test_position_target_is_subtracted(quad_env_contract):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda c: c["observation"]["fields"].append({"name": "lidar", "size": 1, "offset": 149}), "lidar"),
+    (lambda c: c["observation"]["fields"].append({"name": "lidar", "size": 1, "offset": 53}), "lidar"),
     (lambda c: c["observation"]["fields"][1].update(frame="world_to_body"), "frame"),
     (lambda c: c["observation"]["fields"][2].update(offset=99), "offset"),
     (lambda c: c["action_history"].update(layout="oldest_first"), "layout"),

@@ -18,14 +18,14 @@ def _random_actions(n: int, seed: int) -> torch.Tensor:
 def test_observation_groups_follow_the_declared_contract():
     env = QuadrotorEnv(num_envs=8)
     obs = env.reset(seed=1)
-    # 3 + 9 + 3 + 3 + 32 x 4 = 146 as in Learning to Fly, plus the 3-value position-error integral
-    assert obs["policy"].shape == (8, 149)
+    # 3 + 9 + 3 + 3 as in Learning to Fly, the 3-value position-error integral and 8 x 4 past actions (L2F: 32 x 4)
+    assert obs["policy"].shape == (8, 53)
     assert obs["critic"].shape == (8, env.observation_size("critic"))
     names = [f.name for f in env.contract.groups["policy"].fields]
     assert names == ["position_error", "rotation_matrix", "linear_velocity", "angular_velocity",
                      "position_error_integral", "action_history"]
     offsets = env.contract.groups["policy"].offsets()
-    assert offsets["action_history"] == (21, 149)
+    assert offsets["action_history"] == (21, 53)
     clean = env.contract.groups["critic"].offsets()
     # the critic sees the true position; the policy sees it with 1 mm noise
     torch.testing.assert_close(obs["critic"][:, :3], env.position)
@@ -33,7 +33,7 @@ def test_observation_groups_follow_the_declared_contract():
     assert 0 < diff.max() < 0.01
     assert "disturbance_force" in clean and "parameter_ratios" in clean
     contract = env.contract.to_dict()
-    assert contract["observation"]["size"] == 149 and contract["action"]["size"] == 4
+    assert contract["observation"]["size"] == 53 and contract["action"]["size"] == 4
 
 
 def test_batched_step_equals_a_per_environment_reference_step():

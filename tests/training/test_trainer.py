@@ -49,7 +49,7 @@ def test_ppo_smoke_training_makes_progress_and_exports_a_bundle(tmp_path):
     early, late = sum(lengths[:5]) / 5, sum(lengths[-5:]) / 5
     assert late > 1.3 * early, f"episodes did not get longer: {early:.1f} -> {late:.1f} steps"
     bundle = load_bundle(result.bundle)
-    assert bundle.obs_size == 149 and bundle.contract["task"] == "quadrotor-hover"
+    assert bundle.obs_size == 53 and bundle.contract["task"] == "quadrotor-hover"
     for name in ("metrics.csv", "learning_curve.png", "config.yaml", "summary.json", "checkpoint.pt"):
         assert (tmp_path / name).is_file(), name
     assert list((tmp_path / "tensorboard").iterdir())
@@ -138,7 +138,7 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
                              timeout=120)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["env_steps"] > steps_at_kill, resumed.stderr
-    assert load_bundle(run / "policy.onnx").obs_size == 149
+    assert load_bundle(run / "policy.onnx").obs_size == 53
 
 
 def _descendants(pid: int) -> list[int]:
