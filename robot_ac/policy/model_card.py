@@ -64,7 +64,8 @@ def model_card(bundle_path: Path, eval_json: Path | None, run_dir: Path | None,
         algo = next((line.split(":", 1)[1].strip() for line in cfg.splitlines() if line.startswith("algo:")), "?")
         lines += ["", "## Training", "",
                   f"- `robot-ac train {c['task']} --algo {algo}`; {s['env_steps']:,} environment steps in "
-                  f"{s['seconds']:.0f} s of wall-clock where it trained; criterion met: {s['succeeded']}."]
+                  f"{s['seconds']:.0f} s of wall-clock where it trained; criterion met at its last evaluation: "
+                  f"{s['succeeded']}; shipped actor: {s.get('exported_actor', 'last')}."]
     if eval_json is not None and eval_json.is_file():
         e = json.loads(eval_json.read_text())
         lines += ["", "## Evaluation (success criterion: 1000 episodes, 5 s, randomized, noisy)", "",

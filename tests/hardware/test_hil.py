@@ -158,7 +158,7 @@ def test_hil_qemu_closed_loop_matches_onnxruntime(bundle_path: Path) -> None:
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (Debian: qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)")
-    # QEMU's CMSDK UART holds one byte and its pty backend hands over one byte per main-loop turn, so a 597-byte
+    # QEMU's CMSDK UART holds one byte and its pty backend hands over one byte per main-loop turn, so a ~223-byte
     # STATE takes tens of ms (hundreds on this loaded machine): lockstep, generous timeouts.
     config = HilConfig(episodes=1, episode_s=0.1, realtime=False, reply_timeout_s=3.0, link_timeout_s=6.0,
                        target="qemu")
