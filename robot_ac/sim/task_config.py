@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,23 @@ class TaskConfig:
                 raise KeyedValueError(f"observations.{group}", f"field listed twice: {sorted(duplicate)}")
         if self.reward is None:
             raise KeyedValueError("reward", "required key is missing")
+
+    def with_action_history(self, length: int) -> TaskConfig:
+        """This task with ``length`` past actions in its observations (their ``action_history`` fields resized).
+
+        Why: a bundle carries the history length it was trained with; checking an older bundle (sim-to-sim) needs
+        the task as it was then, not as the task file says now.
+        """
+        if length == self.action_history:
+            return self
+        per_action = {f.size // self.action_history for fields in (self.observations or {}).values() for f in fields
+                      if f.name == "action_history" and self.action_history}
+        if len(per_action) > 1:
+            raise KeyedValueError("observations", "action_history fields disagree on the action size")
+        size = per_action.pop() if per_action else 0
+        observations = {group: [dataclasses.replace(f, size=size * length) if f.name == "action_history" else f
+                                for f in fields] for group, fields in (self.observations or {}).items()}
+        return dataclasses.replace(self, action_history=length, observations=observations)
 
     @property
     def dt(self) -> float:

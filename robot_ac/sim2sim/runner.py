@@ -170,7 +170,10 @@ def run_sim2sim(bundle: Bundle | str | Path, engine: str = "pybullet", episodes:
     for name in (engine, REFERENCE_ENGINE):  # a missing robot file or backend fails before anything else loads
         backend_target(name, robot)
     variants = effects or [EffectSettings()]
+    # The task as the bundle was trained on it: its history length may predate the task file's.
+    history = (bundle.contract.get("action_history") or {}).get("length")
     task = load_task(bundle.contract["task"])
+    task = task.with_action_history(int(history)) if history is not None else task
     steps = task.episode_steps if seconds is None else max(1, round(seconds * task.control_rate_hz))
     target = np.asarray(bundle.contract.get("position_target", [0.0, 0.0, 0.0]), dtype=np.float64)
     controller = make_controller(bundle, robot_kind(robot))

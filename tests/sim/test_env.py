@@ -8,6 +8,7 @@ import torch
 from robot_ac.sim import make_env
 from robot_ac.sim.quadrotor import dynamics
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
+from robot_ac.sim.task_config import load_task
 
 
 def _random_actions(n: int, seed: int) -> torch.Tensor:
@@ -303,3 +304,12 @@ def test_compiled_environments_with_different_configurations_do_not_share_a_grap
     a, b = noisy.step(hover).observations, clean.step(hover).observations
     assert (a["policy"][:, :3] - a["critic"][:, :3]).abs().max() > 0
     assert torch.equal(b["policy"][:, :3], b["critic"][:, :3])
+
+
+def test_task_with_another_history_length_builds_that_contract():
+    """An older bundle's contract (L2F's 32 past actions) can be rebuilt from today's task file."""
+    task = load_task("quadrotor-hover")
+    longer = task.with_action_history(32)
+    env = QuadrotorEnv(longer, num_envs=2)
+    assert env.observation_size("policy") == 149 and env.contract.to_dict()["action_history"]["length"] == 32
+    assert task.with_action_history(task.action_history) is task

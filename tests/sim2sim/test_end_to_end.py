@@ -59,9 +59,10 @@ def test_report_folder_is_replaced_whole(untrained_bundle: Path, tmp_path: Path)
     assert code == 0
 
 
-def test_controller_builds_the_simulator_observation(lqr_bundle: Path) -> None:
+def test_controller_builds_the_simulator_observation(lqr_bundle: Path, hover_env: QuadrotorEnv) -> None:
     """The deployment controller's observation from typed state equals the training simulator's own (noise off)."""
-    env = QuadrotorEnv(num_envs=3, seed=5, domain_randomization=False, observation_noise=False, curriculum=False)
+    env = QuadrotorEnv(hover_env.task, num_envs=3, seed=5, domain_randomization=False, observation_noise=False,
+                       curriculum=False)
     obs = env.reset()["policy"]
     controllers = [DeploymentController(load_bundle(lqr_bundle)) for _ in range(3)]
     for controller in controllers:

@@ -102,4 +102,4 @@ def test_unknown_effect_and_missing_bundle(tmp_path: Path, lqr_bundle: Path,
 def _zero_weights():
     import numpy as np
 
-    return np.zeros((4, 53)), np.zeros(4)
+    return np.zeros((4, 149)), np.zeros(4)  # the LQR fixture's 32-action contract
