@@ -130,3 +130,16 @@ def test_ppo_update_counts_the_samples_it_learned_from():
         algo.record(torch.ones(4), torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool), obs, obs)
     algo.update(obs)
     assert algo.samples_learned == 12
+
+
+def test_ppo_observation_statistics_stop_after_normalizer_samples():
+    algo = PPO(PPOConfig(num_envs=4, steps_per_env=8, normalizer_samples=8), 3, 2, 2, 0.0, torch.device("cpu"))
+    obs = {"policy": torch.randn(4, 3), "critic": torch.randn(4, 2)}
+    algo.act(obs)
+    algo.act({k: v + 1.0 for k, v in obs.items()})
+    assert algo.normalizers_learning is False
+    mean, count = algo.actor.normalizer.mean.clone(), float(algo.actor.normalizer.count)
+    algo.act({k: v + 5.0 for k, v in obs.items()})  # past the limit: the statistics stay
+    torch.testing.assert_close(algo.actor.normalizer.mean, mean)
+    assert float(algo.actor.normalizer.count) == count
+    assert PPO(PPOConfig(num_envs=4), 3, 2, 2, 0.0, torch.device("cpu")).normalizers_learning
