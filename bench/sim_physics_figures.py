@@ -17,7 +17,7 @@ import torch
 
 from robot_ac.sim.quadrotor import dynamics
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
-from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, load_quadrotor
+from robot_ac.sim.quadrotor.held_command import check_params, fly_held
 from robot_ac.sim.task_config import load_task
 
 
@@ -34,14 +34,8 @@ def hover_drift_m() -> float:
     return env.position.norm(dim=-1).max().item()
 
 
-def _params(n: int = 1) -> QuadrotorBatchParams:
-    p = QuadrotorBatchParams.nominal(load_quadrotor("crazyflie"), n, "cpu")
-    p.inertia = torch.tensor([(1.4e-5, 2.0e-5, 3.1e-5)] * n, dtype=torch.float32)
-    return p
-
-
 def torque_relative_error() -> float:
-    p = _params(3)
+    p = check_params(3)
     quat, zeros = torch.tensor([[1.0, 0, 0, 0]] * 3), torch.zeros(3, 3)
     torque = torch.tensor([[1e-6, 0, 0], [0, -2e-6, 0], [3e-7, 4e-7, -5e-7]])
     _, _, _, angacc = dynamics.rigid_body_derivative(quat, zeros, zeros, zeros, torque, p.mass, p.inertia, 0.0)
@@ -50,20 +44,8 @@ def torque_relative_error() -> float:
     return ((angacc - expected)[nonzero] / expected[nonzero]).abs().max().item()
 
 
-def _integrate(state: torch.Tensor, p: QuadrotorBatchParams, seconds: float, gravity: float, dt: float) -> torch.Tensor:
-    robot = load_quadrotor("crazyflie")
-    rotors = dynamics.RotorGeometry.from_lists(robot.rotor_positions, robot.rotor_yaw_directions, "cpu")
-    rpm_cmd = state[:, dynamics.RPM].clone()
-    for _ in range(round(seconds / dt)):
-        state = dynamics.rk4_step(state, rpm_cmd, dt, 1, p.mass.double(), p.inertia.double(),
-                                  p.thrust_coefficient.double(), p.yaw_torque_coefficient.double(),
-                                  p.motor_time_constant.double(), p.linear_drag.double(),
-                                  p.disturbance_force.double(), p.disturbance_torque.double(), rotors, gravity)
-    return state
-
-
 def free_fall() -> dict:
-    p, g = _params(), 9.81
+    p, g = check_params(), 9.81
     m = p.mass.double()[0]
     state = torch.zeros(1, 17, dtype=torch.float64)
     state[0, 3] = 1.0
@@ -72,14 +54,14 @@ def free_fall() -> dict:
     def energy(s: torch.Tensor) -> torch.Tensor:
         return 0.5 * m * (s[0, dynamics.VEL] ** 2).sum() + m * g * s[0, 2]
 
-    end = _integrate(state, p, 1.0, g, 0.01)
+    end = fly_held(state, p, 1.0, g, 0.01)
     expected_v = state[0, dynamics.VEL] + torch.tensor([0.0, 0.0, -g], dtype=torch.float64)
     return {"energy_relative_change": ((energy(end) - energy(state)) / energy(state)).abs().item(),
             "velocity_error_m_s": (end[0, dynamics.VEL] - expected_v).abs().max().item()}
 
 
 def spinning_body() -> dict:
-    p = _params()
+    p = check_params()
     inertia = p.inertia.double()[0]
     state = torch.zeros(1, 17, dtype=torch.float64)
     state[0, 3] = 1.0
@@ -91,7 +73,7 @@ def spinning_body() -> dict:
     def energy(s: torch.Tensor) -> torch.Tensor:
         return 0.5 * (inertia * s[0, dynamics.ANGVEL] ** 2).sum()
 
-    end = _integrate(state, p, 1.0, 0.0, 0.001)
+    end = fly_held(state, p, 1.0, 0.0, 0.001)
     return {"momentum_relative_change": ((momentum(end) - momentum(state)).norm() / momentum(state).norm()).item(),
             "energy_relative_change": ((energy(end) - energy(state)) / energy(state)).abs().item()}
 

@@ -8,6 +8,7 @@ import torch
 
 from robot_ac.sim.quadrotor import dynamics
 from robot_ac.sim.quadrotor.env import QuadrotorEnv
+from robot_ac.sim.quadrotor.held_command import check_params, fly_held
 from robot_ac.sim.quadrotor.params import QuadrotorBatchParams, load_quadrotor
 from robot_ac.sim.task_config import load_task
 
@@ -33,14 +34,8 @@ def test_hover_thrust_holds_a_level_drone_still_for_ten_seconds():
     assert drift < 1e-3, f"hover drift {drift} m after 10 s"
 
 
-def _params(n: int = 1, inertia=(1.4e-5, 2.0e-5, 3.1e-5)) -> QuadrotorBatchParams:
-    p = QuadrotorBatchParams.nominal(load_quadrotor("crazyflie"), n, "cpu")
-    p.inertia = torch.tensor([inertia] * n, dtype=torch.float32)
-    return p
-
-
 def test_pure_torque_gives_inverse_inertia_times_torque():
-    p = _params(3)
+    p = check_params(3)
     quat = torch.tensor([[1.0, 0, 0, 0]] * 3)
     zeros = torch.zeros(3, 3)
     torque = torch.tensor([[1e-6, 0, 0], [0, -2e-6, 0], [3e-7, 4e-7, -5e-7]])
@@ -64,21 +59,8 @@ def test_differential_rotor_speeds_produce_the_expected_body_torque():
                                rtol=1e-5, atol=1e-12)
 
 
-def _integrate(state: torch.Tensor, p: QuadrotorBatchParams, seconds: float, gravity: float,
-               dt: float = 0.01) -> torch.Tensor:
-    robot = load_quadrotor("crazyflie")
-    rotors = dynamics.RotorGeometry.from_lists(robot.rotor_positions, robot.rotor_yaw_directions, "cpu")
-    rpm_cmd = state[:, dynamics.RPM].clone()
-    for _ in range(round(seconds / dt)):
-        state = dynamics.rk4_step(state, rpm_cmd, dt, 1, p.mass.double(), p.inertia.double(),
-                                  p.thrust_coefficient.double(), p.yaw_torque_coefficient.double(),
-                                  p.motor_time_constant.double(), p.linear_drag.double(),
-                                  p.disturbance_force.double(), p.disturbance_torque.double(), rotors, gravity)
-    return state
-
-
 def test_free_fall_conserves_energy_and_follows_gravity():
-    p = _params()
+    p = check_params()
     state = torch.zeros(1, 17, dtype=torch.float64)
     state[0, 3] = 1.0
     state[0, dynamics.VEL] = torch.tensor([0.3, -0.2, 1.0], dtype=torch.float64)
@@ -87,14 +69,14 @@ def test_free_fall_conserves_energy_and_follows_gravity():
     def energy(s: torch.Tensor) -> torch.Tensor:
         return 0.5 * m * (s[0, dynamics.VEL] ** 2).sum() + m * g * s[0, 2]
 
-    end = _integrate(state, p, 1.0, g)
+    end = fly_held(state, p, 1.0, g)
     torch.testing.assert_close(energy(end), energy(state), rtol=1e-9, atol=1e-12)
     expected_v = state[0, dynamics.VEL] + torch.tensor([0.0, 0.0, -g], dtype=torch.float64)
     torch.testing.assert_close(end[0, dynamics.VEL], expected_v, rtol=0, atol=1e-9)
 
 
 def test_torque_free_spinning_body_conserves_angular_momentum_and_energy():
-    p = _params()
+    p = check_params()
     inertia = p.inertia.double()[0]
     state = torch.zeros(1, 17, dtype=torch.float64)
     state[0, 3] = 1.0
@@ -107,6 +89,6 @@ def test_torque_free_spinning_body_conserves_angular_momentum_and_energy():
     def rotational_energy(s: torch.Tensor) -> torch.Tensor:
         return 0.5 * (inertia * s[0, dynamics.ANGVEL] ** 2).sum()
 
-    end = _integrate(state, p, 1.0, gravity=0.0, dt=0.001)
+    end = fly_held(state, p, 1.0, gravity=0.0, dt=0.001)
     torch.testing.assert_close(momentum_world(end), momentum_world(state), rtol=1e-6, atol=1e-12)
     torch.testing.assert_close(rotational_energy(end), rotational_energy(state), rtol=1e-6, atol=0)
