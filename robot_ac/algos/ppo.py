@@ -49,7 +49,7 @@ class PPOConfig:
     max_learning_rate: float = bounded(1e-2, min=0.0, exclusive_min=True, doc="ceiling of the KL-adapted rate")
     late_desired_kl: float = bounded(0.0, min=0.0, doc="the KL target once late_after_samples rollout samples "
                                      "have been learned from (0: desired_kl throughout); smaller late steps let a "
-                                     "policy refine instead of drifting at a constant KL per minibatch")
+                                     "policy that flies refine its hover point")
     late_after_samples: int = bounded(0, min=0, doc="rollout samples learned from before late_desired_kl applies")
     normalizer_samples: int = bounded(0, min=0, doc="observation rows after which the running observation "
                                       "normalizers stop updating (0: they update throughout)")
@@ -449,9 +449,9 @@ class PPO:
     def _adapt_learning_rate(self, kl: torch.Tensor) -> None:
         """rsl_rl's schedule: divide by 1.5 above 2x the target KL, multiply by 1.5 below half of it.
 
-        The target drops to ``late_desired_kl`` late in training: our addition. At a constant target the policy keeps
-        moving by the same KL per minibatch after it has learned to fly, and its settle error drifted back up
-        (the median from 2.5 to 5 cm over 1.5M steps while survival held, seeds that failed the criterion).
+        The target drops to ``late_desired_kl`` late in training: our addition. Smaller steps once the policy flies
+        let it refine its hover point: seed 2, stuck at 85% with 0.01, met the criterion with 0.003 after 1.5M
+        samples, its settle error falling from 3.8 to 1.3 cm.
         """
         cfg = self.cfg
         late = cfg.late_desired_kl > 0 and self.samples_learned >= cfg.late_after_samples

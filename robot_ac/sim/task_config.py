@@ -92,13 +92,11 @@ class TaskConfig:
         """
         if length == self.action_history:
             return self
-        per_action = {f.size // self.action_history for fields in (self.observations or {}).values() for f in fields
-                      if f.name == "action_history" and self.action_history}
-        if len(per_action) > 1:
-            raise KeyedValueError("observations", "action_history fields disagree on the action size")
-        size = per_action.pop() if per_action else 0
-        observations = {group: [dataclasses.replace(f, size=size * length) if f.name == "action_history" else f
-                                for f in fields] for group, fields in (self.observations or {}).items()}
+        if self.action_history == 0:
+            raise KeyedValueError("action_history", f"task {self.task} has no action history to resize")
+        observations = {group: [dataclasses.replace(f, size=f.size // self.action_history * length)
+                                if f.name == "action_history" else f for f in fields]
+                        for group, fields in (self.observations or {}).items()}
         return dataclasses.replace(self, action_history=length, observations=observations)
 
     @property
